@@ -1,0 +1,77 @@
+"""The method's building blocks: perturbation, network shapes, losses."""
+import numpy as np
+import pytest
+import torch
+
+from speckle2self.losses import LossWeights, speckle2self_loss
+from speckle2self.network import Architecture, Speckle2SelfNet
+from speckle2self.perturb import multiscale_views, perturb
+
+
+def _smooth_and_speckle(shape=(128, 128), seed=0):
+    from speckle2self.phantoms import Probe, speckle_envelope
+    z = np.linspace(0, 1, shape[0])[:, None] * np.ones(shape)
+    structure = 0.5 + 0.4 * np.sin(2 * np.pi * z)  # slow depth profile
+    speckle = speckle_envelope(structure, np.random.default_rng(seed), Probe())
+    return torch.from_numpy(structure)[None, None].float(), torch.from_numpy(speckle)[None, None].float()
+
+
+def test_msp_changes_the_speckle_pattern():
+    _, x = _smooth_and_speckle()
+    view = perturb(x, 0.5)
+    residual_in = (x - torch.nn.functional.avg_pool2d(x, 9, 1, 4))
+    residual_view = (view - torch.nn.functional.avg_pool2d(view, 9, 1, 4))
+    corr = np.corrcoef(residual_in.flatten().numpy(), residual_view.flatten().numpy())[0, 1]
+    assert corr < 0.9, f"speckle grain should change between scales, correlation {corr:.2f}"
+
+
+def test_msp_keeps_smooth_structure():
+    structure, _ = _smooth_and_speckle()
+    for scale in (0.25, 0.5):
+        view = perturb(structure, scale)
+        assert torch.allclose(view[..., 8:-8, :], structure[..., 8:-8, :], atol=0.02)
+
+
+def test_full_scale_view_is_the_input():
+    _, x = _smooth_and_speckle()
+    views = multiscale_views(x, (0.25, 0.5, 1.0))
+    assert len(views) == 3 and views[-1] is x
+    assert all(v.shape == x.shape for v in views)
+
+
+def test_network_gives_one_output_per_scale_with_input_shape():
+    net = Speckle2SelfNet(Architecture.preset("tiny"))
+    x = torch.rand(2, 1, 64, 48)
+    outs = net(multiscale_views(x, net.arch.scales))
+    assert [o.shape for o in outs] == [x.shape] * 3
+
+
+def test_denoiser_accepts_sizes_that_are_not_multiples_and_clamps():
+    den = Speckle2SelfNet(Architecture.preset("tiny")).denoiser().eval()
+    with torch.no_grad():
+        y = den(torch.rand(1, 1, 37, 50) * 5)
+    assert y.shape == (1, 1, 37, 50)
+    assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"scales": (0.25, 0.5)}, "largest scale must be 1.0"),
+    ({"scales": (0.0, 1.0)}, "scales must lie in (0, 1]"),
+    ({"widths": ()}, "widths must be positive"),
+])
+def test_architecture_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        Architecture(**kwargs)
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(ValueError, match="unknown width preset 'huge'"):
+        Architecture.preset("huge")
+
+
+def test_loss_terms_follow_their_definitions():
+    a, b, x = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
+    total, terms = speckle2self_loss([a, b], [x, x], LossWeights(reconstruction=1.0, consistency=2.0))
+    assert terms["reconstruction"] == pytest.approx(0.25 + 0.25)
+    assert terms["consistency"] == pytest.approx(1.0)
+    assert float(total) == pytest.approx(0.5 + 2.0)
