@@ -1,0 +1,61 @@
+"""Input domains: envelope (linear amplitude, the network's own) and B-mode (log-compressed).
+
+B-mode mapping (documented in README):
+  grey level g in [0, 1] = (b - lo) / (hi - lo), with lo..hi = 0..255 for 8-bit data, else the
+  input's own global minimum..maximum (one range for the whole stack, so dark frames stay dark);
+  envelope e = 10 ** ((g - 1) * DR / 20), DR = 60 dB by default (a display dynamic range typical of
+  clinical presets): g = 1 is 0 dB, g = 0 is -DR dB.
+The denoised envelope e' comes back through g' = 1 + 20 log10(e') / DR; each frame's mean grey level
+is then restored to the input's (averaging speckle in the linear domain raises the log-domain mean,
+the well-known log-Rayleigh bias), and g' is clipped to [0, 1] and scaled back to lo..hi.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+DOMAINS = ("envelope", "bmode")
+DEFAULT_DYNAMIC_RANGE_DB = 60.0
+
+
+def check_domain(domain: str) -> str:
+    if domain not in ("auto",) + DOMAINS:
+        raise InputError(f"domain must be 'auto', 'envelope' or 'bmode', not {domain!r}")
+    return domain
+
+
+def detect_domain(frames: np.ndarray) -> str:
+    """8-bit data is what clinical scanners export after log compression; anything else is envelope."""
+    return "bmode" if frames.dtype in (np.uint8, np.int8) else "envelope"
+
+
+def resolve_domain(domain: str, frames: np.ndarray) -> str:
+    return detect_domain(frames) if check_domain(domain) == "auto" else domain
+
+
+def grey_range(frames: np.ndarray) -> tuple[float, float]:
+    """The value range that spans black..white for B-mode input."""
+    if frames.dtype == np.uint8:
+        return 0.0, 255.0
+    if frames.dtype == np.int8:
+        return -128.0, 127.0
+    return float(np.min(frames)), float(np.max(frames))
+
+
+def bmode_to_envelope(grey: np.ndarray, dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB) -> np.ndarray:
+    """Grey levels in [0, 1] to linear amplitude in [10^(-DR/20), 1]."""
+    return np.power(10.0, (np.clip(grey, 0.0, 1.0) - 1.0) * dynamic_range_db / 20.0).astype(np.float32)
+
+
+def envelope_to_bmode(envelope: np.ndarray, dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB) -> np.ndarray:
+    """Inverse of bmode_to_envelope, not yet clipped."""
+    floor = 10.0 ** (-dynamic_range_db / 20.0) * 1e-3
+    return (1.0 + 20.0 * np.log10(np.maximum(envelope, floor)) / dynamic_range_db).astype(np.float32)
+
+
+def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray) -> np.ndarray:
+    """Shift each frame of grey_out so that its mean equals grey_in's, then clip to [0, 1]."""
+    axes = tuple(range(1, grey_in.ndim))
+    shift = grey_in.mean(axis=axes, keepdims=True) - grey_out.mean(axis=axes, keepdims=True)
+    return np.clip(grey_out + shift, 0.0, 1.0)

@@ -1,0 +1,74 @@
+"""Checking frames and the per-frame normalisation the network expects."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+MIN_SIDE = 8
+_FINITE_CHECK_FRAMES = 64
+
+
+def as_frame_stack(frames: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A (frames, rows, cols) view of `frames` (no copy) and whether the input was a single 2-D frame.
+
+    Raises InputError for anything the network cannot take: empty, too small, complex, not numeric,
+    more than three dimensions, NaN/Inf, or entirely constant.
+    """
+    arr = np.asarray(frames)
+    if np.iscomplexobj(arr):
+        raise InputError("complex data is not supported: pass the envelope (magnitude), e.g. np.abs(iq)")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"frames must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise InputError(f"frames must be 2-D (rows, cols) or 3-D (frames, rows, cols); got {arr.ndim}-D "
+                         f"shape {arr.shape}. Split 4-D data (e.g. 3-D + time) into 3-D stacks first")
+    if arr.size == 0:
+        raise InputError(f"frames are empty (shape {arr.shape})")
+    single = arr.ndim == 2
+    stack = arr[None] if single else arr
+    if min(stack.shape[1:]) < MIN_SIDE:
+        raise InputError(f"frames of {stack.shape[1]}×{stack.shape[2]} pixels are too small to denoise "
+                         f"(need at least {MIN_SIDE}×{MIN_SIDE})")
+    _check_finite(stack)
+    if float(np.min(stack)) == float(np.max(stack)):
+        raise InputError(f"every pixel has the same value ({stack.flat[0]}): there is no image to denoise")
+    return stack, single
+
+
+def _check_finite(stack: np.ndarray) -> None:
+    if not np.issubdtype(stack.dtype, np.floating):
+        return
+    for start in range(0, stack.shape[0], _FINITE_CHECK_FRAMES):
+        chunk = stack[start:start + _FINITE_CHECK_FRAMES]
+        if not np.isfinite(chunk).all():
+            bad = start + int(np.argmax(~np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1)))
+            raise InputError(f"frame {bad} contains NaN or infinite values; replace them before denoising")
+
+
+def normalise(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame min-max to [0, 1] as float32, with each frame's minimum and maximum (shape (N,1,1)).
+
+    A constant frame (a blank frame in a cine) maps to zeros; denormalise restores it exactly.
+    """
+    x = frames.astype(np.float32, copy=True)
+    lo = x.min(axis=(1, 2), keepdims=True)
+    hi = x.max(axis=(1, 2), keepdims=True)
+    span = np.where(hi > lo, hi - lo, 1.0).astype(np.float32)
+    x -= lo
+    x /= span
+    return x, lo, hi
+
+
+def denormalise(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Inverse of normalise, frame by frame."""
+    return y * (hi - lo) + lo
+
+
+def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Convert float results to `dtype`, rounding and clipping for integer types."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype, copy=False)

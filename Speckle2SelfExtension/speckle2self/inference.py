@@ -1,0 +1,132 @@
+"""denoise(): the one function behind the Denoise button, the console and the command line."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_to_envelope, envelope_to_bmode, grey_range,
+                      resolve_domain, restore_brightness)
+from .errors import Cancelled, InputError
+from .frames import as_frame_stack, cast_like, denormalise, normalise
+from .model_file import LoadedModel, load_model
+from .runner import ModelRunner
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as progress(frames_done, frames_total) after every batch."""
+
+_MODEL_CACHE: dict[tuple[str, float, int], LoadedModel] = {}
+
+
+def get_model(model: LoadedModel | str | os.PathLike | None) -> LoadedModel:
+    """A verified model; files are cached by path, size and modification time."""
+    if isinstance(model, LoadedModel):
+        return model
+    from .model_file import bundled_model_path
+    path = Path(model) if model is not None else bundled_model_path()
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime, st.st_size)
+    except OSError:
+        return load_model(path)
+    if key not in _MODEL_CACHE:
+        _MODEL_CACHE.clear()
+        _MODEL_CACHE[key] = load_model(path)
+    return _MODEL_CACHE[key]
+
+
+def default_batch_size(device: torch.device, rows: int, cols: int) -> int:
+    """CPU gains nothing from large batches; a GPU gets about 16 megapixels per batch."""
+    if device.type == "cpu":
+        return 2
+    return int(max(1, min(64, (16 * 2 ** 20) // (rows * cols))))
+
+
+@dataclass
+class _Mapping:
+    """How one input's values go into the network and come back."""
+
+    domain: str
+    dynamic_range_db: float
+    grey_lo: float = 0.0
+    grey_hi: float = 1.0
+
+    def to_network(self, chunk: np.ndarray) -> tuple[np.ndarray, tuple]:
+        x = chunk.astype(np.float32)
+        if self.domain == "bmode":
+            grey = (x - self.grey_lo) / max(self.grey_hi - self.grey_lo, 1e-12)
+            x = bmode_to_envelope(grey, self.dynamic_range_db)
+            norm, lo, hi = normalise(x)
+            return norm, (lo, hi, grey)
+        norm, lo, hi = normalise(x)
+        return norm, (lo, hi, None)
+
+    def from_network(self, y: np.ndarray, saved: tuple) -> np.ndarray:
+        lo, hi, grey = saved
+        values = denormalise(y, lo, hi)
+        if self.domain == "bmode":
+            out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey)
+            constant = (hi == lo)[:, 0, 0]
+            out[constant] = grey[constant]
+            return out * (self.grey_hi - self.grey_lo) + self.grey_lo
+        return values
+
+
+def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = None, device: str = "auto",
+            batch_size: int | None = None, domain: str = "auto", progress: ProgressCallback | None = None,
+            should_stop: Callable[[], bool] | None = None, *, precision: str = "auto",
+            tile_size: int | None = None, dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Denoise a 2-D frame or a (frames, rows, cols) stack; same shape and dtype back.
+
+    Values come back in the input's range (envelope: each frame's own min..max; B-mode: the grey
+    range, mapped as documented in speckle2self.domains). Frames are processed a batch at a time
+    and written into the output, so peak memory stays near input + output + one batch; a
+    np.memmap input is read a batch at a time. `should_stop()` is checked before every batch and
+    raises Cancelled. The input is never modified. `out` may supply the output array (e.g. a
+    memory map) of the same shape and dtype.
+    """
+    stack, single = as_frame_stack(frames)
+    mapping = _mapping_for(stack, domain, dynamic_range_db)
+    runner = ModelRunner(get_model(model), device, precision, tile_size)
+    n, rows, cols = stack.shape
+    bs = int(batch_size) if batch_size else default_batch_size(runner.device, rows, cols)
+    if bs < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    result = _output_array(out, stack)
+    done = 0
+    while done < n:
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"denoising stopped by request after {done} of {n} frames")
+        chunk = stack[done:done + bs]
+        norm, saved = mapping.to_network(chunk)
+        result[done:done + len(chunk)] = cast_like(mapping.from_network(runner.run(norm), saved), stack.dtype)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, n)
+    return result[0] if single else result
+
+
+def _mapping_for(stack: np.ndarray, domain: str, dynamic_range_db: float) -> _Mapping:
+    chosen = resolve_domain(domain, stack)
+    if not dynamic_range_db > 0:
+        raise InputError(f"dynamic_range_db must be positive, got {dynamic_range_db}")
+    if chosen == "bmode":
+        lo, hi = grey_range(stack)
+        return _Mapping("bmode", dynamic_range_db, lo, hi)
+    return _Mapping("envelope", dynamic_range_db)
+
+
+def _output_array(out: np.ndarray | None, stack: np.ndarray) -> np.ndarray:
+    if out is None:
+        return np.empty(stack.shape, dtype=stack.dtype)
+    view = out[None] if out.ndim == 2 else out
+    if view.shape != stack.shape or view.dtype != stack.dtype:
+        raise InputError(f"out has shape {out.shape} and dtype {out.dtype}; expected {stack.shape} {stack.dtype}")
+    if np.shares_memory(view, stack):
+        raise InputError("out must not share memory with the input: the input is never modified")
+    return view

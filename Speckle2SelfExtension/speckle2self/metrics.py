@@ -1,0 +1,57 @@
+"""Image-quality figures, defined once for tests, benchmarks and the demo (design.md §4)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def minmax(image: np.ndarray) -> np.ndarray:
+    x = np.asarray(image, dtype=np.float64)
+    lo, hi = x.min(), x.max()
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB of min-max normalised images (data range 1)."""
+    mse = float(np.mean((minmax(reference) - minmax(test)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+
+
+def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
+    """Mean over size×size windows (valid part only), by cumulative sums."""
+    c = np.cumsum(np.cumsum(np.pad(x, ((1, 0), (1, 0))), axis=0), axis=1)
+    s = c[size:, size:] - c[:-size, size:] - c[size:, :-size] + c[:-size, :-size]
+    return s / (size * size)
+
+
+def ssim(reference: np.ndarray, test: np.ndarray, window: int = 7) -> float:
+    """Mean SSIM (Wang et al. 2004) of min-max normalised images, 7×7 uniform window, data range 1."""
+    x, y = minmax(reference), minmax(test)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    n = window * window
+    cov = n / (n - 1)
+    mx, my = _box_mean(x, window), _box_mean(y, window)
+    vx = cov * (_box_mean(x * x, window) - mx * mx)
+    vy = cov * (_box_mean(y * y, window) - my * my)
+    vxy = cov * (_box_mean(x * y, window) - mx * my)
+    s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def speckle_snr(region: np.ndarray) -> float:
+    """Mean / standard deviation of a homogeneous region (1.91 for fully developed Rayleigh speckle)."""
+    r = np.asarray(region, dtype=np.float64)
+    return float(r.mean() / r.std()) if r.std() > 0 else float("inf")
+
+
+def cnr(region_a: np.ndarray, region_b: np.ndarray) -> float:
+    a, b = np.asarray(region_a, dtype=np.float64), np.asarray(region_b, dtype=np.float64)
+    return float(abs(a.mean() - b.mean()) / np.sqrt(a.var() + b.var()))
+
+
+def gcnr(region_a: np.ndarray, region_b: np.ndarray, bins: int = 256) -> float:
+    """Generalised CNR: 1 - overlap of the two regions' intensity histograms (0 = inseparable, 1 = disjoint)."""
+    a, b = np.ravel(region_a).astype(np.float64), np.ravel(region_b).astype(np.float64)
+    edges = np.linspace(min(a.min(), b.min()), max(a.max(), b.max()) + 1e-12, bins + 1)
+    ha = np.histogram(a, edges)[0] / a.size
+    hb = np.histogram(b, edges)[0] / b.size
+    return float(1.0 - np.minimum(ha, hb).sum())
