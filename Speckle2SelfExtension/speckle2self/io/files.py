@@ -1,0 +1,170 @@
+"""SimpleITK-backed reading and writing: NRRD, NIfTI, MHA/MHD (PLUS sequences), PNG, TIFF.
+
+A 3-D file is a stack of frames along its third axis. Colour images become grey with the
+ITU-R BT.601 luma weights (0.299 R + 0.587 G + 0.114 B), the rule DICOM also uses.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..errors import InputError
+from .volume import Volume
+
+SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".png", ".tif", ".tiff")
+_INTEGER_ONLY = (".png",)
+_DROP_KEYS = ("ITK_", "NRRD_", "Modality")
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def suffix_of(path: str | os.PathLike) -> str:
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
+def is_supported(path: str | os.PathLike) -> bool:
+    return suffix_of(path) in SUPPORTED_SUFFIXES
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read an image file as a frame stack with spacing, origin, direction and header fields."""
+    import SimpleITK as sitk
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not is_supported(path):
+        raise InputError(f"{path}: unsupported file type {suffix_of(path)!r}; "
+                         f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read the image (unreadable or truncated file): {first}") from exc
+    return _volume_from_image(image, path)
+
+
+def _volume_from_image(image, path: Path) -> Volume:
+    import SimpleITK as sitk
+    dim = image.GetDimension()
+    if dim not in (2, 3):
+        raise InputError(f"{path}: {dim}-D images are not supported (2-D frames or 3-D stacks only)")
+    arr = sitk.GetArrayFromImage(image)
+    notes = []
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        arr, note = _to_grey(arr)
+        notes.append(note)
+    if np.iscomplexobj(arr):
+        raise InputError(f"{path}: complex pixels are not supported; store the envelope (magnitude)")
+    spacing, origin, direction = _geometry(image)
+    metadata = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys() if not k.startswith(_DROP_KEYS)}
+    return Volume(frames=arr[None] if dim == 2 else arr, spacing=spacing, origin=origin, direction=direction,
+                  single_frame=dim == 2, metadata=metadata, notes=tuple(notes), source=path)
+
+
+def _to_grey(arr: np.ndarray) -> tuple[np.ndarray, str]:
+    comps = arr.shape[-1]
+    if comps in (3, 4):
+        grey = arr[..., :3].astype(np.float64) @ LUMA
+        note = "converted RGB to grey (0.299 R + 0.587 G + 0.114 B)"
+    elif comps == 2:
+        grey = arr[..., 0].astype(np.float64)
+        note = "used the first channel of a 2-channel (grey + alpha) image"
+    else:
+        raise InputError(f"images with {comps} components per pixel are not supported")
+    if np.issubdtype(arr.dtype, np.integer):
+        grey = np.clip(np.rint(grey), np.iinfo(arr.dtype).min, np.iinfo(arr.dtype).max)
+    return grey.astype(arr.dtype), note
+
+
+def _geometry(image) -> tuple[tuple, tuple, tuple]:
+    if image.GetDimension() == 3:
+        return tuple(image.GetSpacing()), tuple(image.GetOrigin()), tuple(image.GetDirection())
+    (sx, sy), (ox, oy), d = image.GetSpacing(), image.GetOrigin(), image.GetDirection()
+    return (sx, sy, 1.0), (ox, oy, 0.0), (d[0], d[1], 0.0, d[2], d[3], 0.0, 0.0, 0.0, 1.0)
+
+
+def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = True) -> Path:
+    """Write `volume` to `path` atomically (a complete new file or none); refuses its own source."""
+    path = Path(path)
+    if not is_supported(path):
+        raise InputError(f"{path}: cannot write {suffix_of(path)!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    if volume.source is not None and same_file(path, volume.source):
+        raise InputError(f"{path} is the input file; refusing to overwrite the input")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; choose another output name")
+    if not path.parent.exists():
+        raise InputError(f"output folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(f"output folder {path.parent} is not writable")
+    image = _image_from_volume(volume, path)
+    if suffix_of(path) in (".mhd", ".nhdr"):
+        _write_detached(image, path)
+    else:
+        _write_single(image, path)
+    return path
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two existing paths name the same file (links included)."""
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _image_from_volume(volume: Volume, path: Path):
+    import SimpleITK as sitk
+    frames = volume.frames
+    suffix = suffix_of(path)
+    if suffix in _INTEGER_ONLY and frames.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: PNG holds 8- or 16-bit unsigned integers, not {frames.dtype}; "
+                         "write NRRD, NIfTI, MHA or TIFF instead")
+    if suffix in _INTEGER_ONLY and not volume.single_frame:
+        raise InputError(f"{path}: PNG holds one frame and this has {frames.shape[0]}; write NRRD, MHA or TIFF")
+    if volume.single_frame:
+        image = sitk.GetImageFromArray(frames[0])
+        d = volume.direction
+        image.SetSpacing(volume.spacing[:2])
+        image.SetOrigin(volume.origin[:2])
+        image.SetDirection((d[0], d[1], d[3], d[4]))
+    else:
+        image = sitk.GetImageFromArray(frames)
+        image.SetSpacing(volume.spacing)
+        image.SetOrigin(volume.origin)
+        image.SetDirection(volume.direction)
+    if suffix in (".mha", ".mhd", ".nrrd", ".nhdr"):
+        for key, value in volume.metadata.items():
+            image.SetMetaData(key, value)
+    return image
+
+
+def _write_single(image, path: Path) -> None:
+    import SimpleITK as sitk
+    with atomic_path(path) as tmp:
+        _sitk_write(sitk, image, tmp, path)
+
+
+def _write_detached(image, path: Path) -> None:
+    """Header + data files: write both under their final names in a private folder, then move them
+    (data first, header last) so the header never points at missing data."""
+    import SimpleITK as sitk
+    staging = Path(tempfile.mkdtemp(prefix=".speckle2self-", dir=path.parent))
+    try:
+        _sitk_write(sitk, image, staging / path.name, path)
+        header = staging / path.name
+        for item in sorted(staging.iterdir(), key=lambda p: p == header):
+            os.replace(item, path.parent / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _sitk_write(sitk, image, target: Path, final: Path) -> None:
+    try:
+        sitk.WriteImage(image, str(target), useCompression=suffix_of(final) in (".nrrd", ".mha", ".nii.gz"))
+    except RuntimeError as exc:
+        raise InputError(f"{final}: could not write: {str(exc).strip().splitlines()[-1]}") from exc

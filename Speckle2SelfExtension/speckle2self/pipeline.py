@@ -1,0 +1,109 @@
+"""Denoising files: one file to one file, or many inputs into a folder, with a report per file.
+
+The command line and the Slicer module's `denoiseFiles` both call `denoise_files`; a failing file is
+reported and the others go on.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import Cancelled, InputError, Speckle2SelfError
+from .inference import denoise, get_model
+from .io import is_supported, read_volume, write_volume
+from .io.files import same_file
+
+
+@dataclass
+class FileReport:
+    input: Path
+    output: Path | None
+    ok: bool
+    error: str | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+FileProgress = Callable[[Path, int, int], None]
+"""Called as progress(input_path, frames_done, frames_total) during each file."""
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """(file, name relative to its input root) for every supported file in files and folders."""
+    found: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and is_supported(p)
+                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            if not files:
+                raise InputError(f"{item}: folder contains no supported image files")
+            found.extend((p, p.relative_to(item)) for p in files)
+        else:
+            found.append((item, Path(item.name)))
+    return found
+
+
+def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """Pair each input file with its output path.
+
+    One input file and an output with an image suffix: that file. Otherwise the output is a folder
+    and each result keeps its input's name (and sub-folder, for folder inputs).
+    """
+    output = Path(output)
+    pairs = expand_inputs(inputs)
+    single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    if single and is_supported(output):
+        return [(pairs[0][0], output)]
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output} is a file; with several inputs or a folder, -o must be a folder")
+    return [(src, output / rel) for src, rel in pairs]
+
+
+def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, device: str = "auto",
+                 batch_size: int | None = None, domain: str = "auto",
+                 progress: Callable[[int, int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> FileReport:
+    """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure."""
+    src, dst = Path(src), Path(dst)
+    if same_file(src, dst):
+        raise InputError(f"{dst} is the input file; refusing to overwrite the input")
+    start = time.monotonic()
+    volume = read_volume(src)
+    result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
+                     progress=progress, should_stop=should_stop)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(dst, volume.with_frames(result))
+    return FileReport(src, dst, True, frames=volume.frames.shape[0], seconds=time.monotonic() - start,
+                      notes=list(volume.notes))
+
+
+def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, model=None,
+                  device: str = "auto", batch_size: int | None = None, domain: str = "auto",
+                  progress: FileProgress | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> list[FileReport]:
+    """Denoise files and folders into `output`; one report per input file, failures included.
+
+    A stop request ends the batch: the file in progress is not written and the rest are skipped.
+    """
+    model = get_model(model)
+    reports: list[FileReport] = []
+    claimed: set[Path] = set()
+    for src, dst in plan_outputs(inputs, output):
+        if dst.resolve() in claimed:
+            reports.append(FileReport(src, None, False, f"another input already writes {dst}; rename one of them"))
+            continue
+        claimed.add(dst.resolve())
+        per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
+        try:
+            reports.append(denoise_file(src, dst, model=model, device=device, batch_size=batch_size,
+                                        domain=domain, progress=per_file, should_stop=should_stop))
+        except Cancelled as exc:
+            reports.append(FileReport(src, None, False, str(exc)))
+            break
+        except (Speckle2SelfError, OSError) as exc:
+            reports.append(FileReport(src, None, False, str(exc)))
+    return reports
