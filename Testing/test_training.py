@@ -105,3 +105,11 @@ def test_training_card_says_no_clean_data_was_used(training_frames):
     assert card["training"]["clean_references_used"] is False
     assert card["training"]["steps"] == 2
     assert set(card["training"]["final_losses"]) == {"total", "reconstruction", "consistency"}
+
+
+def test_consistency_warmup_ramps_the_weight_from_zero():
+    from speckle2self.losses import LossWeights
+    from speckle2self.training import _weights_at
+    cfg = TrainConfig(weights=LossWeights(1.0, 0.4), consistency_warmup=4)
+    assert [_weights_at(cfg, s).consistency for s in (0, 2, 4, 9)] == [0.0, 0.2, 0.4, 0.4]
+    assert _weights_at(cfg, 2).reconstruction == 1.0

@@ -78,6 +78,11 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _engine_version() -> str:
+    from . import __version__
+    return __version__
+
+
 def make_card(arch: Architecture, training: dict, domain: str = "envelope") -> dict:
     """The model card: what the model is, what it expects, and how it was made."""
     return {
@@ -93,7 +98,7 @@ def make_card(arch: Architecture, training: dict, domain: str = "envelope") -> d
         },
         "training": training,
         "created": now_iso(),
-        "software": {"torch": torch.__version__},
+        "software": {"speckle2self": _engine_version(), "torch": torch.__version__},
     }
 
 

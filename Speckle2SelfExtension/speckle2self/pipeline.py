@@ -40,7 +40,8 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]
             files = sorted(p for p in item.rglob("*") if p.is_file() and is_supported(p)
                            and not any(part.startswith(".") for part in p.relative_to(item).parts))
             if not files:
-                raise InputError(f"{item}: folder contains no supported image files")
+                raise InputError(f"{item}: folder contains no supported image files (NRRD, NIfTI, MHA/MHD, "
+                                 "PNG, TIFF; DICOM is not read by this version yet)")
             found.extend((p, p.relative_to(item)) for p in files)
         else:
             found.append((item, Path(item.name)))

@@ -31,12 +31,27 @@ def is_supported(path: str | os.PathLike) -> bool:
     return suffix_of(path) in SUPPORTED_SUFFIXES
 
 
+def is_dicom(path: Path) -> bool:
+    """A .dcm file, a DICOMDIR, a folder, or any file with the DICOM preamble ('DICM' at byte 128)."""
+    if path.is_dir() or suffix_of(path) == ".dcm" or path.name.upper() == "DICOMDIR":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
 def read_volume(path: str | os.PathLike) -> Volume:
     """Read an image file as a frame stack with spacing, origin, direction and header fields."""
     import SimpleITK as sitk
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
+    if is_dicom(path):
+        raise InputError(f"{path}: DICOM is not read by this version yet; convert it to NRRD "
+                         "(for example in 3D Slicer) and denoise that")
     if not is_supported(path):
         raise InputError(f"{path}: unsupported file type {suffix_of(path)!r}; "
                          f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
