@@ -1,7 +1,7 @@
 """SimpleITK-backed reading and writing: NRRD, NIfTI, MHA/MHD (PLUS sequences), PNG, TIFF.
 
-A 3-D file is a stack of frames along its third axis. Colour images become grey with the
-ITU-R BT.601 luma weights (0.299 R + 0.587 G + 0.114 B), the rule DICOM also uses.
+A 3-D file is a stack of frames along its third axis. Colour images become grey by the rule in
+speckle2self.colour.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..colour import to_grey
 from ..errors import InputError
 from .volume import Volume
 
 SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".png", ".tif", ".tiff")
 _INTEGER_ONLY = (".png",)
 _DROP_KEYS = ("ITK_", "NRRD_", "Modality")
-LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def suffix_of(path: str | os.PathLike) -> str:
@@ -71,7 +71,7 @@ def _volume_from_image(image, path: Path) -> Volume:
     arr = sitk.GetArrayFromImage(image)
     notes = []
     if image.GetNumberOfComponentsPerPixel() > 1:
-        arr, note = _to_grey(arr)
+        arr, note = to_grey(arr)
         notes.append(note)
     if np.iscomplexobj(arr):
         raise InputError(f"{path}: complex pixels are not supported; store the envelope (magnitude)")
@@ -79,21 +79,6 @@ def _volume_from_image(image, path: Path) -> Volume:
     metadata = {k: image.GetMetaData(k) for k in image.GetMetaDataKeys() if not k.startswith(_DROP_KEYS)}
     return Volume(frames=arr[None] if dim == 2 else arr, spacing=spacing, origin=origin, direction=direction,
                   single_frame=dim == 2, metadata=metadata, notes=tuple(notes), source=path)
-
-
-def _to_grey(arr: np.ndarray) -> tuple[np.ndarray, str]:
-    comps = arr.shape[-1]
-    if comps in (3, 4):
-        grey = arr[..., :3].astype(np.float64) @ LUMA
-        note = "converted RGB to grey (0.299 R + 0.587 G + 0.114 B)"
-    elif comps == 2:
-        grey = arr[..., 0].astype(np.float64)
-        note = "used the first channel of a 2-channel (grey + alpha) image"
-    else:
-        raise InputError(f"images with {comps} components per pixel are not supported")
-    if np.issubdtype(arr.dtype, np.integer):
-        grey = np.clip(np.rint(grey), np.iinfo(arr.dtype).min, np.iinfo(arr.dtype).max)
-    return grey.astype(arr.dtype), note
 
 
 def _geometry(image) -> tuple[tuple, tuple, tuple]:
