@@ -1,0 +1,138 @@
+"""Static checks of the Slicer module, its .ui, CMake packaging and Extensions Index entry.
+
+Slicer cannot run here; these checks fail CI for the mistakes that would otherwise only show up
+inside Slicer: syntax the bundled Python rejects, widget or parameter names without a counterpart,
+files missing from (or left out of) the package, an index entry the catalog would reject, and
+engine names the module imports that do not exist.
+"""
+import ast
+import importlib
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = ROOT / "Speckle2SelfExtension" / "Speckle2Self.py"
+UI = ROOT / "Resources" / "UI" / "Speckle2Self.ui"
+MODULE_CMAKE = ROOT / "Speckle2SelfExtension" / "CMakeLists.txt"
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return ast.parse(MODULE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def ui():
+    return ET.parse(UI).getroot()
+
+
+def test_module_parses_for_python_3_10(tree):
+    ast.parse(MODULE.read_text(encoding="utf-8"), feature_version=(3, 10))
+
+
+def test_module_defines_the_four_scripted_module_classes(tree):
+    names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert {"Speckle2Self", "Speckle2SelfWidget", "Speckle2SelfLogic", "Speckle2SelfTest",
+            "Speckle2SelfParameterNode"} <= names
+
+
+def test_module_loads_without_torch_or_the_engine(tree):
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    assert not top & {"torch", "numpy", "speckle2self", "PyTorchUtils", "SimpleITK"}
+
+
+def test_every_widget_used_in_code_exists_in_the_ui(ui):
+    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text(encoding="utf-8")))
+    defined = {w.get("name") for w in ui.iter("widget")}
+    assert used and used - defined == set()
+
+
+def _wrapper_fields(tree) -> set[str]:
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and any(getattr(d, "id", None) == "parameterNodeWrapper"
+                                                  for d in node.decorator_list):
+            return {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)}
+    raise AssertionError("no @parameterNodeWrapper class in the module")
+
+
+def test_every_slicer_parameter_name_is_a_parameter_node_field(tree, ui):
+    names = {p.find("string").text for p in ui.iter("property") if p.get("name") == "SlicerParameterName"}
+    assert names and names - _wrapper_fields(tree) == set()
+
+
+def test_input_selector_shows_rgb_volumes(ui):
+    selector = next(w for w in ui.iter("widget") if w.get("name") == "inputSelector")
+    props = {p.get("name"): p for p in selector.iter("property")}
+    assert props["showChildNodeTypes"].find("bool").text == "true"
+
+
+def test_engine_names_the_module_imports_exist(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("speckle2self"):
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
+
+
+def _cmake_list(text: str, variable: str) -> list[str]:
+    match = re.search(rf"set\({variable}\s+(.*?)\)", text, re.S)
+    assert match, variable
+    return [line.strip() for line in match.group(1).splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+def test_cmake_lists_exactly_the_module_and_engine_files():
+    listed = set(_cmake_list(MODULE_CMAKE.read_text(), "MODULE_PYTHON_SCRIPTS"))
+    engine = ROOT / "Speckle2SelfExtension"
+    on_disk = {"${MODULE_NAME}.py"} | {str(p.relative_to(engine)) for p in (engine / "speckle2self").rglob("*.py")}
+    assert listed == on_disk
+
+
+def test_cmake_lists_exactly_the_resources():
+    listed = set(_cmake_list(MODULE_CMAKE.read_text(), "MODULE_TOP_LEVEL_RESOURCES"))
+    resources = ROOT / "Resources"
+    assert listed == {str(p.relative_to(resources)) for p in resources.rglob("*") if p.is_file()}
+
+
+def test_cmake_declares_extension_metadata_and_self_test():
+    top = (ROOT / "CMakeLists.txt").read_text()
+    assert re.search(r"project\(Speckle2Self\)", top)
+    assert 'set(EXTENSION_CATEGORY "Ultrasound")' in top and "set(EXTENSION_DEPENDS PyTorch)" in top
+    assert "add_subdirectory(Speckle2SelfExtension)" in top and 'VERSION_LESS "5.10"' in top
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in MODULE_CMAKE.read_text()
+
+
+# The catalog-entry rules of Slicer's extension index (schema v1.0.2), restated for validation.
+CATALOG_ENTRY = {
+    "type": "object",
+    "required": ["$schema", "category", "scm_url"],
+    "additionalProperties": False,
+    "properties": {
+        "$schema": {"type": "string"}, "category": {"type": "string"}, "scm_url": {"type": "string"},
+        "scm_revision": {"type": "string"}, "scm_type": {"enum": ["git", "local"]},
+        "build_dependencies": {"type": "array", "items": {"type": "string"}},
+        "dicom_support_rule": {"type": "string"}, "build_subdirectory": {"type": "string"},
+        "enabled": {"type": "boolean"}, "tier": {"type": "integer", "minimum": 1, "maximum": 5},
+    },
+}
+
+
+def test_extensions_index_entry_is_valid_and_matches_cmake():
+    entry = json.loads((ROOT / "Speckle2Self.json").read_text())
+    jsonschema.validate(entry, CATALOG_ENTRY)
+    assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.2.json#")
+    top = (ROOT / "CMakeLists.txt").read_text()
+    depends = re.search(r"set\(EXTENSION_DEPENDS (.*?)\)", top).group(1).split()
+    assert entry["build_dependencies"] == depends and entry["category"] == "Ultrasound"
+
+
+def test_the_catalog_rules_reject_what_the_index_would_reject():
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"$schema": "x", "category": "Ultrasound", "scm_url": "u", "homepage": "h"}, CATALOG_ENTRY)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"$schema": "x", "category": "Ultrasound"}, CATALOG_ENTRY)
