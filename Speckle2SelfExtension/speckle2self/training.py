@@ -7,6 +7,7 @@ best weights seen so far (by an exponential moving average of the loss).
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ import torch
 from .atomic import atomic_path
 from .augment import Augmentation, augment
 from .devices import resolve_device
-from .errors import InputError, ModelFileError
+from .distributed import DistContext
+from .errors import InputError, ModelFileError, Speckle2SelfError
 from .losses import LossWeights, speckle2self_loss
 from .model_file import LoadedModel, load_model, make_card
 from .network import Architecture, Speckle2SelfNet
@@ -45,6 +47,12 @@ class TrainConfig:
     consistency_warmup: int = 0
     """Steps over which the consistency weight ramps up from 0: the network first learns to
     reconstruct, so agreement between scales cannot be reached by ignoring the input."""
+    lr_schedule: str = "constant"
+    """'constant', or 'cosine': decay from lr to lr × min_lr_ratio over the run."""
+    min_lr_ratio: float = 0.1
+    val_every: int = 50
+    patience: int = 0
+    """Early stopping: stop after this many validations without improvement (0 = never)."""
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "crop", "checkpoint_every", "best_every"):
@@ -52,13 +60,15 @@ class TrainConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise InputError(f"learning rate must be positive, got {self.lr}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise InputError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         d["weights"] = LossWeights(**d["weights"])
         aug = dict(d["augmentation"])
         aug["scale_range"] = tuple(aug["scale_range"])
@@ -76,6 +86,8 @@ class StepReport:
     losses: dict[str, float]
     smoothed_loss: float
     elapsed_s: float
+    val_loss: float | None = None
+    lr: float = 0.0
 
 
 @dataclass
@@ -89,6 +101,8 @@ class TrainResult:
     stopped: bool = False
     data_summary: dict = field(default_factory=dict)
     parent_sha256: str | None = None
+    best_val_loss: float | None = None
+    stop_reason: str = "finished"
 
     def card(self, data_description: str) -> dict:
         """Model card for exporting the result."""
@@ -99,6 +113,8 @@ class TrainResult:
             "stopped_early": self.stopped,
             "final_losses": self.final_losses,
             "best_smoothed_loss": self.best_loss,
+            "best_validation_loss": self.best_val_loss,
+            "stop_reason": self.stop_reason,
             "config": self.config.to_dict(),
             "parent_sha256": self.parent_sha256,
             "clean_references_used": False,
@@ -110,55 +126,133 @@ def train(frames: Sequence[np.ndarray] | TrainingFrames, config: TrainConfig = T
           device: str | torch.device = "auto", checkpoint: str | Path | None = None,
           resume: str | Path | None = None,
           progress: Callable[[StepReport], None] | None = None,
-          should_stop: Callable[[], bool] | None = None) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None,
+          validation: TrainingFrames | None = None) -> TrainResult:
     """Train Speckle2Self on noisy frames; returns the network holding the best weights seen.
 
     `init` starts from an existing model (fine-tuning): its architecture wins over `arch`.
     `resume` continues a checkpoint exactly where it stopped (its config and weights win).
+    `validation` frames are never trained on: their loss picks the best weights and drives early
+    stopping (without them, a moving average of the training loss picks the best weights).
+    Under torchrun the work is shared by all processes; only rank 0 writes the checkpoint.
     """
     dev = resolve_device(device)
+    ctx = DistContext.from_env(dev)
+    dev = ctx.local_device(dev)
     state = _load_checkpoint(resume) if resume is not None else None
     if state is not None:
-        config = TrainConfig.from_dict(state["config"]) if config is None else _resumed_config(state, config)
+        config = _resumed_config(state, config)
     data = frames if isinstance(frames, TrainingFrames) else TrainingFrames(frames, config.crop, config.domain)
     net, parent = _build_net(arch, init, state, config.seed)
-    net.to(dev).train()
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas)
-    rng = np.random.default_rng(config.seed)
-    loop = _LoopState(best_state=_state_copy(net))
+    trainer = _Trainer(net.to(dev), data, validation, config, dev, ctx, parent)
     if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        rng.bit_generator.state = state["rng"]
-        loop = _LoopState.from_checkpoint(state)
-    scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
-    started = time.monotonic()
-    stopped = False
-    while loop.step < config.steps:
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
-        terms = _train_step(net, opt, data, rng, config, _weights_at(config, loop.step), dev, scaler)
-        loop.record(terms, config)
-        if loop.step % config.best_every == 0 or loop.step == config.steps:
-            loop.maybe_keep_best(net)
-        if progress is not None:
-            progress(StepReport(loop.step, config.steps, terms, loop.ema, time.monotonic() - started))
-        if checkpoint is not None and loop.step % config.checkpoint_every == 0:
-            save_checkpoint(checkpoint, net, opt, rng, config, loop, parent)
-    if loop.step > 0 and loop.best_state is not None and loop.best_loss < float("inf"):
-        net.load_state_dict(loop.best_state)
-    if checkpoint is not None and loop.step > 0:
-        save_checkpoint(checkpoint, net, opt, rng, config, loop, parent)
+        trainer.restore(state)
+    return trainer.run(checkpoint, progress, should_stop)
+
+
+class _Trainer:
+    """One training run: the loop, validation, best weights, checkpoints."""
+
+    def __init__(self, net: Speckle2SelfNet, data: TrainingFrames, validation: TrainingFrames | None,
+                 config: TrainConfig, dev: torch.device, ctx: DistContext, parent: str | None) -> None:
+        self.net, self.data, self.config, self.dev, self.ctx, self.parent = net, data, config, dev, ctx, parent
+        self.model = ctx.wrap(net, dev)
+        self.opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=config.betas)
+        self.rng = np.random.default_rng(config.seed)
+        self.loop = _LoopState(best_state=_state_copy(net))
+        self.scaler = torch.amp.GradScaler("cuda") if dev.type == "cuda" else None
+        self.val_batch = _validation_batch(validation, config) if validation is not None else None
+
+    def restore(self, state: dict) -> None:
+        self.opt.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.loop = _LoopState.from_checkpoint(state)
+
+    def run(self, checkpoint, progress, should_stop) -> TrainResult:
+        started, cfg, loop = time.monotonic(), self.config, self.loop
+        reason = "finished"
+        while loop.step < cfg.steps:
+            if self.ctx.any(should_stop is not None and should_stop()):
+                reason = "stopped by request"
+                break
+            lr = _lr_at(cfg, loop.step)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            terms = _train_step(self.model, self.net.arch, self.opt, self.data, self.rng, cfg,
+                                _weights_at(cfg, loop.step), self.dev, self.scaler, self.ctx)
+            loop.record(terms, cfg)
+            val = self._evaluate_if_due()
+            if progress is not None:
+                progress(StepReport(loop.step, cfg.steps, terms, loop.ema, time.monotonic() - started, val, lr))
+            if checkpoint is not None and loop.step % cfg.checkpoint_every == 0:
+                self.save(checkpoint)
+            if cfg.patience and self.val_batch is not None and loop.evals_since_best >= cfg.patience:
+                reason = f"early stopping: no validation improvement in {cfg.patience} checks"
+                break
+        if checkpoint is not None and loop.step > 0:
+            self.save(checkpoint)
+        if loop.step > 0 and loop.best_state is not None and loop.best_loss < float("inf"):
+            self.net.load_state_dict(loop.best_state)
+        self.net.eval()
+        return TrainResult(net=self.net, config=cfg, steps_done=loop.step, best_loss=loop.best_loss,
+                           final_losses=loop.last, history=loop.history, stopped=reason != "finished",
+                           data_summary=self.data.summary(), parent_sha256=self.parent,
+                           best_val_loss=loop.best_loss if self.val_batch is not None else None,
+                           stop_reason=reason)
+
+    def _evaluate_if_due(self) -> float | None:
+        cfg, loop = self.config, self.loop
+        last = loop.step == cfg.steps
+        if self.val_batch is None:
+            if loop.step % cfg.best_every == 0 or last:
+                loop.maybe_keep_best(self.net, loop.ema)
+            return None
+        if loop.step % cfg.val_every != 0 and not last:
+            return None
+        val = validation_loss(self.net, self.val_batch, cfg, self.dev)
+        loop.history[-1]["validation"] = val
+        loop.maybe_keep_best(self.net, val)
+        return val
+
+    def save(self, path) -> None:
+        if self.ctx.is_main:
+            save_checkpoint(path, self.net, self.opt, self.rng, self.config, self.loop, self.parent)
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    if config.lr_schedule == "constant":
+        return config.lr
+    progress = min(1.0, step / max(1, config.steps))
+    floor = config.lr * config.min_lr_ratio
+    return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def _validation_batch(validation: TrainingFrames, config: TrainConfig) -> torch.Tensor:
+    """Fixed crops of the held-out frames (two per frame, at most 64), the same at every check."""
+    rng = np.random.default_rng(config.seed + 1)
+    count = min(64, 2 * len(validation))
+    return torch.from_numpy(validation.sample_crops(rng, count)).unsqueeze(1)
+
+
+def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConfig, dev: torch.device) -> float:
+    """The training loss (full weights, no augmentation) on held-out crops."""
     net.eval()
-    return TrainResult(net=net, config=config, steps_done=loop.step, best_loss=loop.best_loss,
-                       final_losses=loop.last, history=loop.history, stopped=stopped,
-                       data_summary=data.summary(), parent_sha256=parent)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for part in batch.split(8):
+            views = multiscale_views(part.to(dev), net.arch.scales, net.arch.interpolation)
+            loss, _ = speckle2self_loss(net(views), views, config.weights)
+            total += float(loss) * len(part)
+            count += len(part)
+    net.train()
+    return total / count
 
 
-def _resumed_config(state: dict, requested: TrainConfig) -> TrainConfig:
+def _resumed_config(state: dict, requested: TrainConfig | None) -> TrainConfig:
     """Keep the checkpoint's settings; only the step budget may be extended."""
     saved = TrainConfig.from_dict(state["config"])
-    return TrainConfig.from_dict({**saved.to_dict(), "steps": max(requested.steps, saved.steps)})
+    steps = max(requested.steps, saved.steps) if requested is not None else saved.steps
+    return TrainConfig.from_dict({**saved.to_dict(), "steps": steps})
 
 
 def _build_net(arch: Architecture | None, init, state: dict | None, seed: int) -> tuple[Speckle2SelfNet, str | None]:
@@ -185,13 +279,13 @@ def _weights_at(config: TrainConfig, step: int) -> LossWeights:
     return LossWeights(config.weights.reconstruction, config.weights.consistency * ramp)
 
 
-def _train_step(net, opt, data: TrainingFrames, rng, config: TrainConfig, weights: LossWeights, dev,
-                scaler) -> dict[str, float]:
-    batch = torch.from_numpy(data.sample_crops(rng, config.batch_size)).unsqueeze(1).to(dev)
-    batch = augment(batch, rng, config.augmentation)
-    views = multiscale_views(batch, net.arch.scales, net.arch.interpolation)
+def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, config: TrainConfig,
+                weights: LossWeights, dev, scaler, ctx: DistContext) -> dict[str, float]:
+    batch = torch.from_numpy(data.sample_crops(rng, config.batch_size)).unsqueeze(1)
+    batch = ctx.shard(augment(batch, rng, config.augmentation)).to(dev)
+    views = multiscale_views(batch, arch.scales, arch.interpolation)
     with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=scaler is not None):
-        outputs = net(views)
+        outputs = model(views)
     loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights)
     if not np.isfinite(terms["total"]):
         raise FloatingPointError(f"training diverged (loss {terms['total']}); lower the learning rate")
@@ -203,7 +297,7 @@ def _train_step(net, opt, data: TrainingFrames, rng, config: TrainConfig, weight
     else:
         loss.backward()
         opt.step()
-    return terms
+    return ctx.mean(terms)
 
 
 def _state_copy(net: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -226,15 +320,20 @@ class _LoopState:
         self.ema = total if np.isnan(self.ema) else config.ema_decay * self.ema + (1 - config.ema_decay) * total
         self.history.append({"step": self.step, **terms, "smoothed": self.ema})
 
-    def maybe_keep_best(self, net: torch.nn.Module) -> None:
-        if self.ema < self.best_loss:
-            self.best_loss = self.ema
+    evals_since_best: int = 0
+
+    def maybe_keep_best(self, net: torch.nn.Module, score: float) -> None:
+        if score < self.best_loss:
+            self.best_loss, self.evals_since_best = score, 0
             self.best_state = _state_copy(net)
+        else:
+            self.evals_since_best += 1
 
     @classmethod
     def from_checkpoint(cls, state: dict) -> "_LoopState":
         return cls(step=state["step"], ema=state["ema"], best_loss=state["best_loss"],
-                   best_state=state["best_state"], last=state["last"], history=state["history"])
+                   best_state=state["best_state"], last=state["last"], history=state["history"],
+                   evals_since_best=state.get("evals_since_best", 0))
 
 
 def save_checkpoint(path: str | Path, net, opt, rng, config: TrainConfig, loop: _LoopState,
@@ -246,9 +345,14 @@ def save_checkpoint(path: str | Path, net, opt, rng, config: TrainConfig, loop: 
         "model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng.bit_generator.state,
         "step": loop.step, "ema": loop.ema, "best_loss": loop.best_loss, "best_state": loop.best_state,
         "last": loop.last, "history": loop.history, "parent_sha256": parent,
+        "evals_since_best": loop.evals_since_best,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except OSError as exc:
+        raise Speckle2SelfError(f"could not write the checkpoint {path} ({exc.strerror or exc}); "
+                                "the previous checkpoint is unchanged") from exc
 
 
 def _load_checkpoint(path: str | Path) -> dict:

@@ -1,61 +1,85 @@
-"""Training frames: noisy frames only, of any sizes, from any number of arrays.
+"""Training frames: noisy frames only, of any sizes, from any number of arrays or files.
 
-Arrays are referenced, not copied (a memory-mapped cine stays on disk); each sampled frame is put
-into the network's domain and normalised the same way inference does it.
+Arrays are referenced, not copied, and files (speckle2self.io.LazyVolume) are decoded on demand,
+so a large study is indexed, not loaded. Each sampled frame is put into the network's domain and
+normalised exactly as inference does it. Frames are drawn uniformly over all frames, i.e. files
+in proportion to their length.
 """
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
 
 from .domains import bmode_to_envelope, grey_range, resolve_domain
 from .errors import InputError
-from .frames import as_frame_stack, normalise
+from .frames import MIN_SIDE, as_frame_stack, normalise
 
 
 class TrainingFrames:
-    """Index over every 2-D frame of `arrays` ((rows, cols) or (frames, rows, cols) each)."""
+    """Index over every 2-D frame of `sources` ((rows, cols) or (frames, rows, cols) arrays, or LazyVolumes)."""
 
-    def __init__(self, arrays: Sequence[np.ndarray], crop: int, domain: str = "auto",
-                 names: Sequence[str] | None = None) -> None:
-        if len(arrays) == 0:
+    def __init__(self, sources: Sequence, crop: int, domain: str = "auto", names: Sequence[str] | None = None) -> None:
+        if len(sources) == 0:
             raise InputError("no training frames were given")
-        names = list(names) if names is not None else [f"array {i}" for i in range(len(arrays))]
-        self.stacks: list[np.ndarray] = []
+        self.names = list(names) if names is not None else [f"array {i}" for i in range(len(sources))]
+        self.stacks: list = []
         self.domains: list[str] = []
-        self.ranges: list[tuple[float, float]] = []
+        self._ranges: dict[int, tuple[float, float]] = {}
         self.index: list[tuple[int, int]] = []
-        for i, (arr, name) in enumerate(zip(arrays, names)):
-            try:
-                stack, _ = as_frame_stack(arr)
-            except InputError as exc:
-                raise InputError(f"{name}: {exc}") from exc
-            if min(stack.shape[1:]) < crop:
-                raise InputError(f"{name}: frames of {stack.shape[1]}×{stack.shape[2]} pixels are smaller "
-                                 f"than the {crop}-pixel training crop; choose a smaller crop")
+        for i, (source, name) in enumerate(zip(sources, self.names)):
+            stack = _checked_stack(source, name, crop)
             self.stacks.append(stack)
             self.domains.append(resolve_domain(domain, stack))
-            self.ranges.append(grey_range(stack))
             self.index.extend((i, f) for f in range(stack.shape[0]))
         self.crop = crop
 
     def __len__(self) -> int:
         return len(self.index)
 
+    def subset(self, positions: Sequence[int]) -> "TrainingFrames":
+        """The same sources restricted to the frames at `positions` of this index."""
+        view = copy.copy(self)
+        view.index = [self.index[p] for p in positions]
+        return view
+
+    def split(self, fraction: float, seed: int) -> tuple["TrainingFrames", "TrainingFrames | None"]:
+        """(training, held-out) frames; the held-out ones are chosen by `seed` and never trained on."""
+        if not 0.0 <= fraction < 1.0:
+            raise InputError(f"the validation fraction must be in [0, 1), got {fraction}")
+        held = int(round(fraction * len(self)))
+        if fraction > 0 and held == 0:
+            held = 1
+        if held == 0:
+            return self, None
+        if held >= len(self):
+            raise InputError(f"{len(self)} frames are too few to hold out {fraction:.0%} for validation")
+        order = np.random.default_rng(seed).permutation(len(self))
+        return self.subset(sorted(order[held:])), self.subset(sorted(order[:held]))
+
     def frame(self, k: int) -> np.ndarray:
         """Frame k in the network's domain, normalised to [0, 1], float32."""
         s, f = self.index[k]
         x = np.asarray(self.stacks[s][f], dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise InputError(f"{self.names[s]}: frame {f} contains NaN or infinite values")
         if self.domains[s] == "bmode":
-            lo, hi = self.ranges[s]
+            lo, hi = self._grey_range(s)
             x = bmode_to_envelope((x - lo) / max(hi - lo, 1e-12))
         return normalise(x[None])[0][0]
 
+    def _grey_range(self, s: int) -> tuple[float, float]:
+        if s not in self._ranges:
+            self._ranges[s] = grey_range(np.asarray(self.stacks[s]))
+        return self._ranges[s]
+
     def summary(self) -> dict:
-        shapes = sorted({tuple(s.shape[1:]) for s in self.stacks})
-        return {"arrays": len(self.stacks), "frames": len(self), "frame_shapes": [list(s) for s in shapes[:20]],
-                "domains": sorted(set(self.domains))}
+        """Counts and frame sizes only: no names, paths or header fields (no patient identifiers)."""
+        used = sorted({s for s, _ in self.index})
+        shapes = sorted({tuple(self.stacks[s].shape[1:]) for s in used})
+        return {"arrays": len(used), "frames": len(self), "frame_shapes": [list(s) for s in shapes[:20]],
+                "domains": sorted({self.domains[s] for s in used})}
 
     def sample_crops(self, rng: np.random.Generator, batch: int) -> np.ndarray:
         """(batch, crop, crop) random crops of uniformly chosen frames."""
@@ -66,3 +90,19 @@ class TrainingFrames:
             c = int(rng.integers(frame.shape[1] - self.crop + 1))
             out[b] = frame[r:r + self.crop, c:c + self.crop]
         return out
+
+
+def _checked_stack(source, name: str, crop: int):
+    if isinstance(source, np.ndarray):
+        try:
+            stack, _ = as_frame_stack(source)
+        except InputError as exc:
+            raise InputError(f"{name}: {exc}") from exc
+    else:
+        stack = source
+        if stack.shape[0] == 0 or min(stack.shape[1:]) < MIN_SIDE:
+            raise InputError(f"{name}: no usable frames (shape {stack.shape})")
+    if min(stack.shape[1:]) < crop:
+        raise InputError(f"{name}: frames of {stack.shape[1]}×{stack.shape[2]} pixels are smaller "
+                         f"than the {crop}-pixel training crop; choose a smaller crop")
+    return stack

@@ -5,5 +5,7 @@
 """
 from .volume import Volume
 from .files import SUPPORTED_SUFFIXES, is_supported, read_volume, write_volume
+from .lazy import FrameCache, LazyVolume
 
-__all__ = ["Volume", "read_volume", "write_volume", "is_supported", "SUPPORTED_SUFFIXES"]
+__all__ = ["Volume", "read_volume", "write_volume", "is_supported", "SUPPORTED_SUFFIXES", "FrameCache",
+           "LazyVolume"]

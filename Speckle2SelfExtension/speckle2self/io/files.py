@@ -43,9 +43,8 @@ def is_dicom(path: Path) -> bool:
         return False
 
 
-def read_volume(path: str | os.PathLike) -> Volume:
-    """Read an image file as a frame stack with spacing, origin, direction and header fields."""
-    import SimpleITK as sitk
+def check_readable(path: str | os.PathLike) -> Path:
+    """The path, if it names an existing file of a format this module reads; else a clear InputError."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -55,6 +54,13 @@ def read_volume(path: str | os.PathLike) -> Volume:
     if not is_supported(path):
         raise InputError(f"{path}: unsupported file type {suffix_of(path)!r}; "
                          f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+    return path
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read an image file as a frame stack with spacing, origin, direction and header fields."""
+    import SimpleITK as sitk
+    path = check_readable(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
