@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--crop", type=int, default=128)
     f.add_argument("--batch-size", type=int, default=8)
     f.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3, 2e-4 when fine-tuning)")
+    f.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="fraction of frames held out for the validation loss (default 0.1)")
+    f.add_argument("--patience", type=int, default=5, metavar="N",
+                   help="stop after N validations without improvement (0: never; default 5)")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"))
     f.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted run from its checkpoint")
@@ -95,11 +99,16 @@ def cmd_finetune(args) -> int:
         outcome = finetune_files(args.data, args.output, init=None if args.scratch else args.init,
                                  scratch_preset=args.scratch, steps=args.steps, crop=args.crop,
                                  batch_size=args.batch_size, lr=args.lr, seed=args.seed, domain=args.domain,
-                                 resume=args.resume, device=args.device, progress=bar.update,
-                                 should_stop=stop)
-    state = "stopped early; saved the best weights so far" if outcome.stopped else "finished"
-    print(f"{state}: {outcome.steps} steps, best smoothed loss {outcome.best_loss:.5f}")
-    print(f"wrote {outcome.model_path} (sha256 {outcome.sha256}); checkpoint {outcome.checkpoint_path}")
+                                 resume=args.resume, device=args.device, val_fraction=args.val_fraction,
+                                 patience=args.patience, progress=bar.update, should_stop=stop)
+    if not outcome.sha256:  # a non-zero rank of a torchrun job: rank 0 reports
+        return 0
+    best = (f"best validation loss {outcome.best_val_loss:.5f}" if outcome.best_val_loss is not None
+            else f"best smoothed loss {outcome.best_loss:.5f}")
+    print(f"{outcome.stop_reason}: {outcome.steps} steps, {best}; kept the best weights")
+    print(f"wrote {outcome.model_path} (sha256 {outcome.sha256})")
+    print(f"checkpoint {outcome.checkpoint_path}; loss log {outcome.log_csv}"
+          + (f"; curves {outcome.log_png}" if outcome.log_png else ""))
     return 0
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import InputError
-from .io import read_volume
+from .io import FrameCache, LazyVolume
+from .loss_log import plot_png, write_csv
 from .model_file import bundled_model_path, export_model
 from .network import Architecture
 from .pipeline import expand_inputs
@@ -27,6 +28,10 @@ class FinetuneOutcome:
     steps: int
     best_loss: float
     stopped: bool
+    stop_reason: str = "finished"
+    best_val_loss: float | None = None
+    log_csv: Path | None = None
+    log_png: Path | None = None
 
 
 def checkpoint_for(model_path: Path) -> Path:
@@ -37,32 +42,57 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
                    init: str | os.PathLike | None = None, scratch_preset: str | None = None,
                    steps: int = 500, crop: int = 128, batch_size: int = 8, lr: float | None = None,
                    seed: int = 0, domain: str = "auto", resume: str | os.PathLike | None = None,
-                   device: str = "auto", progress: Callable[[StepReport], None] | None = None,
+                   device: str = "auto", val_fraction: float = 0.1, val_every: int = 50, patience: int = 5,
+                   checkpoint_every: int = 100, cache_bytes: int = 1 << 30,
+                   progress: Callable[[StepReport], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> FinetuneOutcome:
-    """Train on the frames of `data` (files/folders) and write the best model to `output`."""
+    """Fine-tune on the frames of `data` (files/folders) and write the best model to `output`.
+
+    Frames are read lazily (at most `cache_bytes` of decoded files in memory); `val_fraction` of
+    them are held out for a validation loss that picks the best weights and stops early after
+    `patience` checks without improvement. Writes `output`, `output.sha256`, `output.ckpt`
+    (resumable), `output.log.csv` and `output.loss.png`. Under torchrun only rank 0 writes.
+    """
     output = Path(output)
     if output.suffix != ".pt":
         raise InputError(f"{output}: the model file name must end in .pt")
     parent = None if scratch_preset else Path(init) if init else bundled_model_path()
     if parent is not None and output.exists() and output.resolve() == parent.resolve():
         raise InputError(f"{output} is the model being fine-tuned; write the result to a new file")
-    frames = _read_frames(data, crop, domain)
+    frames = _study_frames(data, crop, domain, cache_bytes)
+    train_frames, val_frames = frames.split(val_fraction, seed)
     config = TrainConfig(steps=steps, batch_size=batch_size, crop=crop, seed=seed, domain=domain,
-                         lr=lr if lr is not None else (1e-3 if parent is None else 2e-4))
+                         lr=lr if lr is not None else (1e-3 if parent is None else 2e-4), lr_schedule="cosine",
+                         val_every=val_every, patience=patience, checkpoint_every=checkpoint_every)
     arch = Architecture.preset(scratch_preset) if scratch_preset else None
     ckpt = checkpoint_for(output)
-    result = train(frames, config, arch=arch, init=parent, device=device, checkpoint=ckpt,
-                   resume=resume, progress=progress, should_stop=should_stop)
+    result = train(train_frames, config, arch=arch, init=parent, device=device, checkpoint=ckpt, resume=resume,
+                   progress=progress, should_stop=should_stop, validation=val_frames)
     if result.steps_done == 0:
         raise InputError("training stopped before its first step; no model was written")
+    return _write_outputs(result, frames, output, ckpt)
+
+
+def _write_outputs(result, frames: TrainingFrames, output: Path, ckpt: Path) -> FinetuneOutcome:
     summary = frames.summary()
     card = result.card(f"self-supervised fine-tuning on {summary['frames']} frames from "
                        f"{summary['arrays']} files")
+    if not _is_main_process():
+        return FinetuneOutcome(output, ckpt, "", result.steps_done, result.best_loss, result.stopped,
+                               result.stop_reason, result.best_val_loss)
     digest = export_model(result.net.denoiser(), card, output)
-    return FinetuneOutcome(output, ckpt, digest, result.steps_done, result.best_loss, result.stopped)
+    csv_path = write_csv(result.history, output.with_name(output.name + ".log.csv"))
+    png_path = plot_png(result.history, output.with_name(output.name + ".loss.png"), title=output.name)
+    return FinetuneOutcome(output, ckpt, digest, result.steps_done, result.best_loss, result.stopped,
+                           result.stop_reason, result.best_val_loss, csv_path, png_path)
 
 
-def _read_frames(data: Sequence[str | os.PathLike], crop: int, domain: str) -> TrainingFrames:
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _study_frames(data: Sequence[str | os.PathLike], crop: int, domain: str, cache_bytes: int) -> TrainingFrames:
     files = expand_inputs(data)
-    arrays = [read_volume(src).frames for src, _ in files]
-    return TrainingFrames(arrays, crop, domain, names=[str(rel) for _, rel in files])
+    cache = FrameCache(cache_bytes)
+    return TrainingFrames([LazyVolume(src, cache) for src, _ in files], crop, domain,
+                          names=[str(rel) for _, rel in files])

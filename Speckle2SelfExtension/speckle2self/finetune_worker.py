@@ -6,7 +6,8 @@ SPEC.json: {"data": [paths], "output": "model.pt", "init": null or "parent.pt", 
 "lr": null, "crop": 128, "batch_size": 8, "device": "auto", "stop_file": "path"}.
 The worker prints one event per line on stdout, each `speckle2self-event {json}`:
   {"event": "started", "frames": N, "steps": S}
-  {"event": "step", "step": k, "steps": S, "loss": smoothed, "reconstruction": r, "consistency": c}
+  {"event": "step", "step": k, "steps": S, "loss": smoothed, "reconstruction": r, "consistency": c,
+   "validation": v or null}
   {"event": "finished", "model": path, "sha256": hex, "steps": k, "stopped": bool}
   {"event": "error", "message": text}
 Creating `stop_file` asks it to stop after the current step and keep the best model so far.
@@ -69,7 +70,7 @@ def run(spec_path: str | Path, out: TextIO = sys.stdout) -> int:
         emit("error", message=str(exc) or type(exc).__name__)
         return 1
     emit("finished", model=str(outcome.model_path), sha256=outcome.sha256, steps=outcome.steps,
-         stopped=outcome.stopped, best_loss=outcome.best_loss)
+         stopped=outcome.stopped, reason=outcome.stop_reason, best_loss=outcome.best_loss)
     return 0
 
 
@@ -77,7 +78,8 @@ def _step_reporter(emit: Callable, steps: int) -> Callable:
     def report(rep) -> None:
         if rep.step % STEP_EVERY == 0 or rep.step == rep.total_steps:
             emit("step", step=rep.step, steps=rep.total_steps, loss=rep.smoothed_loss,
-                 reconstruction=rep.losses["reconstruction"], consistency=rep.losses["consistency"])
+                 reconstruction=rep.losses["reconstruction"], consistency=rep.losses["consistency"],
+                 validation=rep.val_loss)
     return report
 
 

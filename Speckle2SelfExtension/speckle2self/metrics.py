@@ -55,3 +55,13 @@ def gcnr(region_a: np.ndarray, region_b: np.ndarray, bins: int = 256) -> float:
     ha = np.histogram(a, edges)[0] / a.size
     hb = np.histogram(b, edges)[0] / b.size
     return float(1.0 - np.minimum(ha, hb).sum())
+
+
+def glcm_homogeneity(region: np.ndarray) -> float:
+    """GLCM homogeneity of a region: min-max to 8 bits, distance 1, angles 0, π/4, π/2, 3π/4 averaged
+    (scikit-image, an optional dependency: pip install "speckle2self[bench]")."""
+    from skimage.feature import graycomatrix, graycoprops
+    grey = np.rint(minmax(region) * 255).astype(np.uint8)
+    glcm = graycomatrix(grey, distances=[1], angles=[0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=256,
+                        symmetric=True, normed=True)
+    return float(graycoprops(glcm, "homogeneity").mean())

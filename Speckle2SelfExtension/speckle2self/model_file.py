@@ -107,11 +107,14 @@ def export_model(denoiser: Denoiser, card: dict, path: str | os.PathLike) -> str
     validate_card(card, source=str(path))
     extra = {CARD_FILE: json.dumps(card, indent=2, sort_keys=True)}
     path = Path(path)
-    with atomic_path(path) as tmp, _torchscript_quietly():
-        module = torch.jit.script(_cpu_copy(denoiser).eval())
-        torch.jit.save(module, str(tmp), _extra_files=extra)
-        digest = sha256_of(tmp)
-    write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+    try:
+        with atomic_path(path) as tmp, _torchscript_quietly():
+            module = torch.jit.script(_cpu_copy(denoiser).eval())
+            torch.jit.save(module, str(tmp), _extra_files=extra)
+            digest = sha256_of(tmp)
+        write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+    except (OSError, RuntimeError) as exc:
+        raise ModelFileError(f"could not write the model {path} ({exc}); any previous file there is unchanged") from exc
     return digest
 
 

@@ -57,11 +57,17 @@ def echogenicity_map(shape: tuple[int, int], rng: np.random.Generator) -> np.nda
 
 
 def speckle_envelope(echogenicity: np.ndarray, rng: np.random.Generator,
-                     probe: Probe = Probe()) -> np.ndarray:
-    """Envelope of the echo of random scatterers weighted by `echogenicity`, seen through `probe`."""
+                     probe: Probe = Probe(), density: float = 1.0) -> np.ndarray:
+    """Envelope of the echo of random scatterers weighted by `echogenicity`, seen through `probe`.
+
+    `density` is the fraction of pixels holding a scatterer: 1.0 gives fully developed speckle,
+    lower values give fewer, stronger scatterers per resolution cell (same mean power).
+    """
     rows, cols = echogenicity.shape
     amplitude = np.sqrt(np.maximum(echogenicity, 0.0))
     scatterers = amplitude * (rng.standard_normal((rows, cols)) + 1j * rng.standard_normal((rows, cols)))
+    if density < 1.0:
+        scatterers *= (rng.random((rows, cols)) < density) / np.sqrt(density)
     fz = np.fft.fftfreq(rows)[:, None]
     fx = np.fft.fftfreq(cols)[None, :]
     carrier = probe.cycles_per_sigma / probe.axial_sigma
@@ -79,9 +85,9 @@ def make_phantom(shape: tuple[int, int] = (256, 256), seed: int = 0, probe: Prob
 
 
 def make_cine(frames: int, shape: tuple[int, int] = (256, 256), seed: int = 0,
-              probe: Probe = Probe()) -> Phantom:
+              probe: Probe = Probe(), density: float = 1.0) -> Phantom:
     """A cine of one anatomy with fresh speckle per frame (as with slight probe motion)."""
     rng = np.random.default_rng(seed)
     echo = echogenicity_map(shape, rng)
-    stack = np.stack([speckle_envelope(echo, rng, probe) for _ in range(frames)])
+    stack = np.stack([speckle_envelope(echo, rng, probe, density) for _ in range(frames)])
     return Phantom(echogenicity=echo, envelope=stack)

@@ -1,6 +1,7 @@
 """Terminal progress bars for the command line (tqdm), fed by the engine's callbacks."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tqdm import tqdm
@@ -36,13 +37,17 @@ class TrainingBar:
     """Step bar with the loss terms and time left."""
 
     def __init__(self, steps: int) -> None:
-        self.bar = tqdm(total=steps, unit="step", desc="fine-tuning")
+        self.bar = tqdm(total=steps, unit="step", desc="fine-tuning", disable=int(os.environ.get("RANK", "0")) != 0)
+        self.val: float | None = None
 
     def update(self, report) -> None:
         self.bar.total = report.total_steps
         self.bar.update(report.step - self.bar.n)
+        if report.val_loss is not None:
+            self.val = report.val_loss
         self.bar.set_postfix(loss=f"{report.smoothed_loss:.4f}", rec=f"{report.losses['reconstruction']:.4f}",
-                             cons=f"{report.losses['consistency']:.4f}", refresh=False)
+                             cons=f"{report.losses['consistency']:.4f}",
+                             val="-" if self.val is None else f"{self.val:.4f}", refresh=False)
 
     def __enter__(self) -> "TrainingBar":
         return self
