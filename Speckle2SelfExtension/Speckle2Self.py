@@ -432,6 +432,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
             denoise_frame_stream(readFrame, writeFrame, count, isVector, **options)
             browser.AddSynchronizedSequenceNode(outputSequence)
             browser.SetOverwriteProxyName(outputSequence, True)
+            slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
             proxy = browser.GetProxyNode(outputSequence)
             proxy.SetAndObserveTransformNodeID(proxyNode.GetTransformNodeID())
         except Exception:
@@ -615,6 +616,7 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertEqual(slicer.util.arrayFromVolume(out).shape, rgb.shape[:3])
 
     def test_sequence_frames_and_browser(self) -> None:
+        import numpy as np
         self.delayDisplay("Denoising a cine")
         node, cine = self._speckleVolume(frames=3)
         sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
@@ -626,14 +628,23 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.RemoveNode(frameNode)
         browser = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
         browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+        slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
         proxy = browser.GetProxyNode(sequence)
-        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        before = [slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)).copy() for i in range(3)]
         outProxy = Speckle2SelfLogic().denoise(proxy, device="cpu")
-        outSequence = browser.GetSequenceNode(outProxy)
+        outSequence = browser.GetSequenceNode(outProxy)  # found through the input's browser: plays in sync
+        self.assertIsNotNone(outSequence)
+        self.assertNotEqual(outSequence.GetID(), sequence.GetID())
         self.assertEqual(outSequence.GetNumberOfDataNodes(), 3)
         self.assertEqual([outSequence.GetNthIndexValue(i) for i in range(3)],
                          [sequence.GetNthIndexValue(i) for i in range(3)])
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore + 2)  # new sequence + its proxy
+        self.assertIsNone(slicer.mrmlScene.GetFirstNodeByName("Speckle2Self frame"))  # temporary node removed
+        for i in range(3):
+            self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)), before[i]))
+        inMatrix, outMatrix = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        sequence.GetNthDataNode(0).GetIJKToRASMatrix(inMatrix)
+        outSequence.GetNthDataNode(0).GetIJKToRASMatrix(outMatrix)
+        self.assertTrue(np.allclose(slicer.util.arrayFromVTKMatrix(inMatrix), slicer.util.arrayFromVTKMatrix(outMatrix)))
 
     def test_cancel_leaves_no_node(self) -> None:
         self.delayDisplay("Cancelling")
