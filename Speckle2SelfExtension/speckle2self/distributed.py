@@ -20,6 +20,8 @@ from .errors import InputError
 class DistContext:
     rank: int = 0
     world: int = 1
+    comm_device: str = "cpu"
+    """Where small control tensors live: NCCL only reduces CUDA tensors, gloo CPU ones."""
 
     @property
     def active(self) -> bool:
@@ -35,13 +37,19 @@ class DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
+        comm = "cpu"
+        if device.type == "cuda":
+            local = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(local)
+            comm = str(local)
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        return cls(rank=dist.get_rank(), world=dist.get_world_size())
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), comm_device=comm)
 
     def local_device(self, device: torch.device) -> torch.device:
+        """This process's own GPU under torchrun (LOCAL_RANK), else `device` unchanged."""
         if self.active and device.type == "cuda":
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device(self.comm_device)
         return device
 
     def shard(self, batch: torch.Tensor) -> torch.Tensor:
@@ -57,7 +65,7 @@ class DistContext:
         """True on every rank if it is True on any rank."""
         if not self.active:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.comm_device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -66,9 +74,9 @@ class DistContext:
         if not self.active:
             return values
         keys = sorted(values)
-        t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.comm_device)
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
-        return {k: float(v) / self.world for k, v in zip(keys, t)}
+        return {k: float(v) / self.world for k, v in zip(keys, t.cpu())}
 
     def wrap(self, net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         if not self.active:
