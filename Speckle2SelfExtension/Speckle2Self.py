@@ -491,16 +491,15 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     def _exportFrames(self, node, path: Path) -> Path:
         """Write a volume (or every frame of its sequence) to NRRD for the worker, as grey frames."""
         from speckle2self.io import Volume, write_volume
-        from speckle2self.slicer_support import frames_from_volume_array
-        import numpy as np
+        from speckle2self.slicer_support import collect_frames, frames_from_volume_array
         isVector = node.IsA("vtkMRMLVectorVolumeNode")
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(node)
         if browser is None:
             frames, _notes = frames_from_volume_array(slicer.util.arrayFromVolume(node), isVector)
         else:
             sequence = browser.GetSequenceNode(node)
-            frames = np.concatenate([frames_from_volume_array(slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)),
-                                                              isVector)[0] for i in range(sequence.GetNumberOfDataNodes())])
+            frames = collect_frames(lambda i: slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)),
+                                    sequence.GetNumberOfDataNodes(), isVector)
         write_volume(path, Volume(frames))
         return path
 

@@ -6,7 +6,7 @@ import pytest
 from speckle2self.errors import Cancelled, InputError
 from speckle2self.inference import denoise
 from speckle2self.slicer_support import (ProgressInfo, ProgressRelay, blend, chunks, denoise_frame_stream,
-                                         denoise_volume_array, card_summary, display_window, frames_from_volume_array,
+                                         denoise_volume_array, card_summary, collect_frames, display_window, frames_from_volume_array,
                                          loss_curve_rows)
 
 
@@ -133,3 +133,10 @@ def test_loss_curve_rows_keep_only_step_events():
               {"event": "step", "step": 10, "loss": 0.3, "reconstruction": 0.2, "consistency": 1.0}]
     assert loss_curve_rows(events).tolist() == [[5, 0.5, 0.4, 1.0], [10, 0.3, 0.2, 1.0]]
     assert loss_curve_rows([]).shape == (0, 4)
+
+
+def test_collect_frames_stacks_a_cine_as_grey(cine):
+    items = _sequence(cine, rgb=True)
+    stack = collect_frames(items.__getitem__, len(items), True)
+    assert stack.shape == (5,) + cine.envelope.shape[1:] and stack.dtype == np.uint8
+    assert np.array_equal(stack[3], items[3][0, ..., 0])

@@ -136,6 +136,14 @@ def denoise_frame_stream(read_frame: Callable[[int], np.ndarray], write_frame: C
     return notes
 
 
+def collect_frames(read_frame: Callable[[int], np.ndarray], count: int, is_vector: bool) -> np.ndarray:
+    """All frames of a cine as one grey (count, J, I) stack (e.g. to export it for fine-tuning)."""
+    if count < 1:
+        raise InputError("the sequence has no frames")
+    notes: list[str] = []
+    return np.stack([_single_frame(read_frame(i), is_vector, notes) for i in range(count)])
+
+
 def _single_frame(voxels: np.ndarray, is_vector: bool, notes: list[str]) -> np.ndarray:
     arr = np.asarray(voxels)
     if arr.ndim == (4 if is_vector else 3):
