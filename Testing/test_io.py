@@ -118,9 +118,3 @@ def test_detached_header_and_data_are_written_together(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["v.mhd", "v.raw"]
     assert "ElementDataFile = v.raw" in (tmp_path / "v.mhd").read_text()
 
-
-def test_dicom_is_recognised_and_routed_with_a_clear_message(tmp_path):
-    dcm = tmp_path / "image"
-    dcm.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
-    with pytest.raises(InputError, match="DICOM is not read by this version yet"):
-        read_volume(dcm)

@@ -31,9 +31,12 @@ def is_supported(path: str | os.PathLike) -> bool:
     return suffix_of(path) in SUPPORTED_SUFFIXES
 
 
-def is_dicom(path: Path) -> bool:
-    """A .dcm file, a DICOMDIR, a folder, or any file with the DICOM preamble ('DICM' at byte 128)."""
-    if path.is_dir() or suffix_of(path) == ".dcm" or path.name.upper() == "DICOMDIR":
+def is_dicom(path: str | os.PathLike) -> bool:
+    """A file ending in .dcm, or any file with the DICOM preamble ('DICM' at byte 128)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if suffix_of(path) == ".dcm":
         return True
     try:
         with open(path, "rb") as fh:
@@ -48,9 +51,8 @@ def check_readable(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    if is_dicom(path):
-        raise InputError(f"{path}: DICOM is not read by this version yet; convert it to NRRD "
-                         "(for example in 3D Slicer) and denoise that")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; pass the files in it, or the folder where a batch is expected")
     if not is_supported(path):
         raise InputError(f"{path}: unsupported file type {suffix_of(path)!r}; "
                          f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
@@ -58,8 +60,15 @@ def check_readable(path: str | os.PathLike) -> Path:
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
-    """Read an image file as a frame stack with spacing, origin, direction and header fields."""
+    """Read an image file as a frame stack with spacing, origin, direction and header fields.
+
+    DICOM files go to the DICOM reader (speckle2self.io.dicom_read); use it directly to keep the
+    colour pixels and header needed to write a derived DICOM series.
+    """
     import SimpleITK as sitk
+    if is_dicom(path):
+        from .dicom_read import read_dicom
+        return read_dicom(path).volume
     path = check_readable(path)
     try:
         image = sitk.ReadImage(str(path))

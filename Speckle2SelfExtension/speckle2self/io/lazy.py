@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .files import check_readable, read_volume
+from .files import check_readable, is_dicom, read_volume
 
 class FrameCache:
     """Decoded frame stacks by file, evicted least-recently-used beyond `budget_bytes`."""
@@ -37,6 +37,12 @@ class LazyVolume:
 
     def __init__(self, path: str | Path, cache: FrameCache) -> None:
         import SimpleITK as sitk
+        self.path = Path(path)
+        self.cache = cache
+        self.ndim = 3
+        if is_dicom(self.path):
+            self.shape, self.dtype = _dicom_header_shape(self.path)
+            return
         self.path = check_readable(path)
         self.cache = cache
         reader = sitk.ImageFileReader()
@@ -62,3 +68,18 @@ class LazyVolume:
     def __array__(self, dtype=None, copy=None):
         data = self.cache.get(self.path)
         return data.astype(dtype) if dtype is not None else data
+
+
+def _dicom_header_shape(path: Path) -> tuple[tuple[int, int, int], np.dtype]:
+    """(frames, rows, cols) and grey dtype of a DICOM image from its header, without decoding pixels."""
+    import pydicom
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        shape = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns))
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable DICOM image header ({type(exc).__name__})") from exc
+    colour = ds.get("SamplesPerPixel", 1) == 3 or ds.get("PhotometricInterpretation") == "PALETTE COLOR"
+    bits = int(ds.get("BitsAllocated", 8))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    dtype = np.uint8 if colour or bits <= 8 else (np.int16 if signed else np.uint16) if bits <= 16 else np.int32
+    return shape, np.dtype(dtype)

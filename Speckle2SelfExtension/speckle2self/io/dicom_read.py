@@ -1,0 +1,143 @@
+"""Reading ultrasound DICOM with pydicom: frames, colour, spacing and timing.
+
+Pixels are decoded by pydicom's handlers (pylibjpeg with its libjpeg, openjpeg and RLE plugins
+for compressed transfer syntaxes). Colour comes out as RGB (pydicom converts YBR_FULL and
+YBR_FULL_422, JPEG 2000 decoders undo YBR_RCT/ICT, palettes go through their lookup tables) and
+becomes grey by the rule in speckle2self.colour; pixels whose channels differ (Doppler, coloured
+annotations) are marked, so that the writer can keep them exactly as they were. MONOCHROME1 is
+inverted so that bright means strong echo, as in every other input.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..colour import RGB_NOTE, to_grey
+from ..errors import InputError
+from .volume import Volume
+
+COLOUR_TOLERANCE = 24
+"""Largest channel spread (0-255) still counted as grey: lossy JPEG chroma blurs grey by a few levels."""
+
+
+@dataclass
+class DicomImage:
+    """One DICOM file as frames: the grey volume, the original colour pixels, and its header."""
+
+    volume: Volume
+    header: object  # pydicom Dataset without pixel data
+    rgb: np.ndarray | None = None  # (frames, rows, cols, 3) uint8 as displayed, for colour inputs
+    colour_mask: np.ndarray | None = None  # (frames, rows, cols) True where a pixel carries colour
+    frame_time_ms: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_dicom(path: str | Path) -> DicomImage:
+    """Read one DICOM image file (single frame or cine) with its geometry."""
+    import pydicom
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # pydicom raises many types for corrupt files
+        raise InputError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+    if "PixelData" not in ds:
+        raise InputError(f"{path}: DICOM file without image pixels ({_sop_name(ds)})")
+    pixels = _decode(ds, path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    pixels = _as_frames(pixels, ds, frames)
+    rgb, mask, notes = None, None, []
+    if pixels.ndim == 4:
+        rgb = _to_uint8(pixels)
+        grey, note = to_grey(rgb)
+        spread = rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)
+        mask = spread > COLOUR_TOLERANCE
+        notes.append(note)
+        if mask.any():
+            notes.append(f"{int(mask.sum())} colour pixels (Doppler or annotations) are kept unchanged")
+    else:
+        grey = pixels
+        if ds.get("PhotometricInterpretation") == "MONOCHROME1":
+            grey = (grey.max() + grey.min() - grey.astype(np.int64)).astype(pixels.dtype) if np.issubdtype(
+                pixels.dtype, np.integer) else grey.max() + grey.min() - grey
+            notes.append("inverted MONOCHROME1 so that bright means strong echo")
+    spacing, spacing_warnings = pixel_spacing(ds)
+    header = ds.copy()
+    del header.PixelData
+    volume = Volume(frames=np.ascontiguousarray(grey), spacing=(spacing[1], spacing[0], 1.0), single_frame=frames == 1,
+                    notes=tuple(notes), source=path)
+    return DicomImage(volume, header, rgb, mask, frame_time(ds), spacing_warnings)
+
+
+def _sop_name(ds) -> str:
+    uid = ds.get("SOPClassUID")
+    return getattr(uid, "name", str(uid)) if uid else "no SOP class"
+
+
+def _decode(ds, path: Path) -> np.ndarray:
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:
+        syntax = getattr(ds.file_meta, "TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
+        raise InputError(f"{path}: cannot decode the pixels ({getattr(syntax, 'name', syntax)}): {exc}") from exc
+    if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+        pixels = apply_color_lut(pixels, ds)
+    return pixels
+
+
+def _as_frames(pixels: np.ndarray, ds, frames: int) -> np.ndarray:
+    colour = pixels.ndim >= 3 and pixels.shape[-1] == 3 and (ds.get("SamplesPerPixel", 1) == 3
+                                                            or ds.get("PhotometricInterpretation") == "PALETTE COLOR")
+    per_frame = 3 if colour else 2
+    return pixels.reshape((frames,) + pixels.shape[-per_frame:])
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return rgb
+    top = float(rgb.max()) or 1.0
+    return np.clip(np.rint(rgb.astype(np.float64) * (255.0 / (65535.0 if top > 255 else 255.0))), 0, 255).astype(np.uint8)
+
+
+def pixel_spacing(ds) -> tuple[tuple[float, float], list[str]]:
+    """(row spacing, column spacing) in mm and warnings: Pixel Spacing, else the 2-D tissue region
+    of the Sequence of Ultrasound Regions (cm → mm), else 1 mm with a warning."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        if keyword in ds and ds[keyword].value:
+            row, col = (float(v) for v in ds[keyword].value)
+            return (row, col), []
+    notes = []
+    regions = [r for r in ds.get("SequenceOfUltrasoundRegions", [])
+               if r.get("RegionSpatialFormat") == 1 and r.get("PhysicalUnitsXDirection") == 3
+               and r.get("PhysicalUnitsYDirection") == 3]
+    if not regions:
+        return (1.0, 1.0), ["no pixel spacing and no calibrated 2-D ultrasound region: spacing set to 1 mm"]
+    region = max(regions, key=lambda r: (r.RegionLocationMaxX1 - r.RegionLocationMinX0)
+                 * (r.RegionLocationMaxY1 - r.RegionLocationMinY0))
+    if region.RegionLocationMaxX1 >= ds.Columns or region.RegionLocationMaxY1 >= ds.Rows:
+        notes.append(f"the ultrasound region ({region.RegionLocationMaxX1 + 1}×{region.RegionLocationMaxY1 + 1} "
+                     f"pixels) does not fit the {ds.Columns}×{ds.Rows} image: the image was probably resized "
+                     "without updating its calibration, so the spacing may be wrong")
+    return (abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0), notes
+
+
+def frame_time(ds) -> float | None:
+    """Milliseconds between frames (Frame Time, else the mean of Frame Time Vector)."""
+    if ds.get("FrameTime") not in (None, ""):
+        return float(ds.FrameTime)
+    vector = ds.get("FrameTimeVector")
+    if vector:
+        values = [float(v) for v in vector][1:] or [float(v) for v in vector]
+        return float(np.mean(values))
+    return None
+
+
+def warn_all(image: DicomImage) -> None:
+    for message in image.warnings:
+        warnings.warn(f"{image.volume.source}: {message}", RuntimeWarning, stacklevel=2)
+
+
+__all__ = ["DicomImage", "read_dicom", "pixel_spacing", "frame_time", "RGB_NOTE"]

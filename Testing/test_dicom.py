@@ -1,0 +1,203 @@
+"""Ultrasound DICOM in and out, on pydicom's real ultrasound example files and files made from them."""
+import copy
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import examples
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
+
+from speckle2self.errors import InputError
+from speckle2self.io import read_dicom, read_volume, write_dicom
+from speckle2self.io.dicom_read import frame_time, pixel_spacing
+
+
+def _save(ds, path):
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture()
+def ybr_cine(tmp_path):
+    """30-frame US cine, JPEG Baseline, YBR_FULL_422, with a (stale) ultrasound region."""
+    return _save(examples.ybr_color, tmp_path / "cine.dcm")
+
+
+def test_jpeg_ybr_cine_frames_timing_and_spacing_from_its_region(ybr_cine):
+    image = read_dicom(ybr_cine)
+    assert image.volume.frames.shape == (30, 240, 320) and image.volume.frames.dtype == np.uint8
+    assert image.frame_time_ms == pytest.approx(33.333)
+    assert image.volume.spacing[:2] == pytest.approx((0.5105, 0.5105), abs=1e-4)  # 0.05105 cm
+    assert "does not fit the 320×240 image" in image.warnings[0]
+
+
+def test_colour_is_grey_by_luma_and_colour_pixels_are_marked(tmp_path):
+    image = read_dicom(_save(examples.rgb_color, tmp_path / "rgb.dcm"))
+    rgb = examples.rgb_color.pixel_array.astype(np.float64)
+    expected = np.rint(rgb @ [0.299, 0.587, 0.114]).astype(np.uint8)
+    assert np.array_equal(image.volume.frames[0], expected)
+    spread = rgb.max(-1) - rgb.min(-1)
+    assert np.array_equal(image.colour_mask[0], spread > 24) and image.colour_mask.any()
+
+
+def test_palette_colour_goes_through_its_lookup_table(tmp_path):
+    from pydicom.pixels import apply_color_lut
+    ds = examples.palette_color
+    image = read_dicom(_save(ds, tmp_path / "pal.dcm"))
+    lut = apply_color_lut(ds.pixel_array, ds)
+    rgb8 = np.rint(lut.astype(np.float64) * 255 / 65535) if lut.max() > 255 else lut.astype(np.float64)
+    assert np.array_equal(image.rgb[0], rgb8.astype(np.uint8))
+    assert image.volume.spacing[0] == pytest.approx(float(ds.SequenceOfUltrasoundRegions[0].PhysicalDeltaY) * 10)
+
+
+def test_jpeg2000_ybr_rct_decodes(tmp_path):
+    image = read_dicom(_save(examples.jpeg2k, tmp_path / "j2k.dcm"))
+    assert image.volume.frames.shape == (1, 480, 640)
+    assert np.array_equal(image.rgb[0], examples.jpeg2k.pixel_array)
+
+
+def _grey_dataset(photometric="MONOCHROME2", bits=8):
+    ds = copy.deepcopy(examples.rgb_color)
+    grey = np.arange(240 * 320).reshape(240, 320) % (2 ** bits - 1)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    del ds.PlanarConfiguration
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelData = grey.astype(np.uint8 if bits == 8 else np.uint16).tobytes()
+    ds.PixelSpacing = [0.1, 0.2]
+    return ds, grey
+
+
+def test_monochrome1_is_inverted_so_bright_means_echo(tmp_path):
+    ds, grey = _grey_dataset("MONOCHROME1")
+    image = read_dicom(_save(ds, tmp_path / "m1.dcm"))
+    assert np.array_equal(image.volume.frames[0], grey.max() + grey.min() - grey)
+    assert image.volume.spacing[:2] == (0.2, 0.1)  # (column, row) = ITK's (x, y)
+
+
+def test_planar_rgb_reads_like_interleaved(tmp_path):
+    ds = copy.deepcopy(examples.rgb_color)
+    ds.PlanarConfiguration = 1
+    ds.PixelData = np.ascontiguousarray(examples.rgb_color.pixel_array.transpose(2, 0, 1)).tobytes()
+    planar = read_dicom(_save(ds, tmp_path / "planar.dcm"))
+    interleaved = read_dicom(_save(examples.rgb_color, tmp_path / "inter.dcm"))
+    assert np.array_equal(planar.rgb, interleaved.rgb)
+
+
+def test_rle_compressed_frames_decode(tmp_path):
+    ds, grey = _grey_dataset(bits=16)
+    ds.compress(RLELossless)
+    image = read_dicom(_save(ds, tmp_path / "rle.dcm"))
+    assert np.array_equal(image.volume.frames[0], grey) and image.volume.frames.dtype == np.uint16
+
+
+def test_missing_spacing_and_regions_is_reported():
+    ds, _ = _grey_dataset()
+    del ds.PixelSpacing
+    assert pixel_spacing(ds) == ((1.0, 1.0), ["no pixel spacing and no calibrated 2-D ultrasound region: "
+                                              "spacing set to 1 mm"])
+
+
+def test_frame_time_vector_gives_the_mean_interval():
+    ds = pydicom.Dataset()
+    ds.FrameTimeVector = [0, 30, 34, 32]
+    assert frame_time(ds) == pytest.approx(32.0)
+
+
+def test_truncated_and_non_image_files_give_clear_errors(tmp_path, ybr_cine):
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(ybr_cine.read_bytes()[:3000])
+    with pytest.raises(InputError, match="cut.dcm: (not a readable DICOM file|cannot decode the pixels|DICOM file without)"):
+        read_dicom(cut)
+    ds = copy.deepcopy(examples.rgb_color)
+    del ds.PixelData
+    with pytest.raises(InputError, match="DICOM file without image pixels"):
+        read_dicom(_save(ds, tmp_path / "nopix.dcm"))
+
+
+def test_derived_series_has_every_required_attribute(ybr_cine, tmp_path):
+    image = read_dicom(ybr_cine)
+    out = write_dicom(tmp_path / "out.dcm", image, 255 - image.volume.frames, "f" * 64)
+    src, ds = pydicom.dcmread(ybr_cine), pydicom.dcmread(out)
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.StudyInstanceUID == src.StudyInstanceUID and ds.PatientID == src.PatientID
+    assert ds.SeriesInstanceUID != src.SeriesInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+    assert "Speckle2Self" in ds.DerivationDescription and "f" * 64 in ds.DerivationDescription
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert ds.FrameTime == src.FrameTime and ds.NumberOfFrames == 30
+    assert ds.SequenceOfUltrasoundRegions == src.SequenceOfUltrasoundRegions
+
+
+def test_colour_pixels_are_written_back_unchanged(ybr_cine, tmp_path):
+    image = read_dicom(ybr_cine)
+    out = pydicom.dcmread(write_dicom(tmp_path / "out.dcm", image, 255 - image.volume.frames, "0" * 64)).pixel_array
+    mask = image.colour_mask
+    assert np.array_equal(out[mask], image.rgb[mask])
+    assert np.array_equal(out[~mask][:, 0], (255 - image.volume.frames)[~mask])
+
+
+def test_round_trip_keeps_geometry_and_timing(ybr_cine, tmp_path):
+    image = read_dicom(ybr_cine)
+    back = read_dicom(write_dicom(tmp_path / "rt.dcm", image, image.volume.frames, "0" * 64))
+    assert back.volume.frames.shape == image.volume.frames.shape
+    assert back.volume.spacing == image.volume.spacing and back.frame_time_ms == image.frame_time_ms
+
+
+def test_read_volume_routes_dicom(ybr_cine):
+    assert read_volume(ybr_cine).frames.shape == (30, 240, 320)
+
+
+def _cli(*args):
+    return subprocess.run(["speckle2self", *map(str, args)], capture_output=True, text=True)
+
+
+def test_cli_denoises_a_jpeg_cine_into_a_derived_dicom_series(tiny_model, ybr_cine, tmp_path):
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "IM0001").write_bytes(ybr_cine.read_bytes())  # no extension, as on scanner media
+    (study / "broken").write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 40)
+    res = _cli("denoise", study, "-o", tmp_path / "out", "--model", tiny_model, "--device", "cpu")
+    assert res.returncode == 1 and "broken" in res.stderr  # the bad file is reported; the cine is done
+    ds = pydicom.dcmread(tmp_path / "out" / "IM0001")
+    assert list(ds.ImageType) == ["DERIVED", "SECONDARY"] and ds.pixel_array.shape == (30, 240, 320, 3)
+    assert "does not fit" in res.stdout  # the stale calibration warning reaches the user
+
+
+def test_cli_writes_another_format_when_asked(tiny_model, ybr_cine, tmp_path):
+    res = _cli("denoise", ybr_cine, "-o", tmp_path / "cine.nrrd", "--model", tiny_model, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    vol = read_volume(tmp_path / "cine.nrrd")
+    assert vol.frames.shape == (30, 240, 320) and vol.spacing[0] == pytest.approx(0.5105, abs=1e-4)
+
+
+def _dciodvfy_errors(path):
+    res = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return {line.split(" - ", 1)[-1] for line in (res.stdout + res.stderr).splitlines() if line.startswith("Error")}
+
+
+@pytest.mark.parametrize("name", ["ybr_color", "rgb_color", "palette_color", "jpeg2k"])
+def test_output_passes_dciodvfy_with_no_error_of_its_own(name, tmp_path):
+    """dicom3tools' validator (installed by .ci/run); errors already in pydicom's example files are theirs."""
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy not installed (apt-get install dicom3tools); CI installs it")
+    src = _save(getattr(examples, name), tmp_path / "src.dcm")
+    image = read_dicom(src)
+    out = write_dicom(tmp_path / "out.dcm", image, image.volume.frames, "0" * 64)
+    new_errors = _dciodvfy_errors(out) - _dciodvfy_errors(src)
+    assert new_errors == set()
+    if name == "ybr_color":
+        assert _dciodvfy_errors(out) == set()
+
+
+def test_fine_tuning_reads_a_dicom_study_lazily(tiny_model, ybr_cine, tmp_path):
+    from speckle2self.finetune import finetune_files
+    from speckle2self.io import FrameCache, LazyVolume
+    lazy = LazyVolume(ybr_cine, FrameCache())
+    assert lazy.shape == (30, 240, 320) and lazy.dtype == np.uint8 and lazy.cache.items == {}
+    outcome = finetune_files([ybr_cine], tmp_path / "m.pt", init=tiny_model, steps=3, crop=64, batch_size=2,
+                             device="cpu")
+    assert outcome.steps == 3 and (tmp_path / "m.pt").is_file()
