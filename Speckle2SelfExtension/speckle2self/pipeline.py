@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from .errors import Cancelled, InputError, Speckle2SelfError
 from .inference import denoise, get_model
-from .io import is_supported, read_volume, write_volume
+from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
 from .io.files import same_file
 
 
@@ -37,15 +37,23 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files = sorted(p for p in item.rglob("*") if p.is_file() and is_supported(p)
+            files = sorted(p for p in item.rglob("*") if p.is_file() and _is_image_file(p)
                            and not any(part.startswith(".") for part in p.relative_to(item).parts))
             if not files:
                 raise InputError(f"{item}: folder contains no supported image files (NRRD, NIfTI, MHA/MHD, "
-                                 "PNG, TIFF; DICOM is not read by this version yet)")
+                                 "PNG, TIFF, DICOM)")
             found.extend((p, p.relative_to(item)) for p in files)
         else:
             found.append((item, Path(item.name)))
     return found
+
+
+def _is_image_file(path: Path) -> bool:
+    return is_supported(path) or (path.name.upper() != "DICOMDIR" and is_dicom(path))
+
+
+def _is_file_name(path: Path) -> bool:
+    return is_supported(path) or path.suffix.lower() == ".dcm"
 
 
 def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> list[tuple[Path, Path]]:
@@ -57,7 +65,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
     output = Path(output)
     pairs = expand_inputs(inputs)
     single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
-    if single and is_supported(output):
+    if single and _is_file_name(output):
         return [(pairs[0][0], output)]
     if output.exists() and not output.is_dir():
         raise InputError(f"{output} is a file; with several inputs or a folder, -o must be a folder")
@@ -68,18 +76,26 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
                  batch_size: int | None = None, domain: str = "auto",
                  progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> FileReport:
-    """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure."""
+    """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure.
+
+    A DICOM input gives a derived DICOM series file unless `dst` names another format.
+    """
     src, dst = Path(src), Path(dst)
     if same_file(src, dst):
         raise InputError(f"{dst} is the input file; refusing to overwrite the input")
     start = time.monotonic()
-    volume = read_volume(src)
+    model = get_model(model)
+    dicom = read_dicom(src) if is_dicom(src) else None
+    volume = dicom.volume if dicom is not None else read_volume(src)
     result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
                      progress=progress, should_stop=should_stop)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    write_volume(dst, volume.with_frames(result))
-    return FileReport(src, dst, True, frames=volume.frames.shape[0], seconds=time.monotonic() - start,
-                      notes=list(volume.notes))
+    if dicom is not None and not is_supported(dst):
+        write_dicom(dst, dicom, result, model.sha256)
+    else:
+        write_volume(dst, volume.with_frames(result))
+    notes = list(volume.notes) + (dicom.warnings if dicom is not None else [])
+    return FileReport(src, dst, True, frames=volume.frames.shape[0], seconds=time.monotonic() - start, notes=notes)
 
 
 def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, model=None,
