@@ -201,3 +201,81 @@ def test_fine_tuning_reads_a_dicom_study_lazily(tiny_model, ybr_cine, tmp_path):
     outcome = finetune_files([ybr_cine], tmp_path / "m.pt", init=tiny_model, steps=3, crop=64, batch_size=2,
                              device="cpu")
     assert outcome.steps == 3 and (tmp_path / "m.pt").is_file()
+
+
+# pydicom's own test files (in its wheel): one per transfer syntax / photometric interpretation.
+CODEC_FILES = {
+    "MR_small_bigendian.dcm": ("Explicit VR Big Endian", "MONOCHROME2"),
+    "SC_rgb_small_odd_big_endian.dcm": ("Explicit VR Big Endian", "RGB"),
+    "MR_small_implicit.dcm": ("Implicit VR Little Endian", "MONOCHROME2"),
+    "SC_rgb_rle.dcm": ("RLE Lossless", "RGB"),
+    "SC_rgb_rle_2frame.dcm": ("RLE Lossless", "RGB"),
+    "SC_jpeg_no_color_transform.dcm": ("JPEG Baseline (Process 1)", "RGB"),
+    "JPGExtended.dcm": ("JPEG Extended (Process 2 and 4)", "MONOCHROME2"),
+    "SC_rgb_jpeg_gdcm.dcm": ("JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 [Selection Value 1])", "RGB"),
+    "MR_small_jpeg_ls_lossless.dcm": ("JPEG-LS Lossless Image Compression", "MONOCHROME2"),
+    "JPEGLSNearLossless_08.dcm": ("JPEG-LS Lossy (Near-Lossless) Image Compression", "MONOCHROME2"),
+    "MR_small_jp2klossless.dcm": ("JPEG 2000 Image Compression (Lossless Only)", "MONOCHROME2"),
+    "GDCMJ2K_TextGBR.dcm": ("JPEG 2000 Image Compression (Lossless Only)", "YBR_RCT"),
+    "SC_ybr_full_422_uncompressed.dcm": ("Explicit VR Little Endian", "YBR_FULL_422"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CODEC_FILES))
+def test_every_transfer_syntax_and_photometric_decodes_to_the_expected_grey(name):
+    from pydicom.data import get_testdata_file
+    path = get_testdata_file(name)
+    ds = pydicom.dcmread(path)
+    assert (ds.file_meta.TransferSyntaxUID.name, ds.PhotometricInterpretation) == CODEC_FILES[name]
+    image = read_dicom(path)
+    pixels = ds.pixel_array.reshape((image.volume.frames.shape[0],) + ds.pixel_array.shape[-(3 if ds.SamplesPerPixel == 3 else 2):])
+    if ds.SamplesPerPixel == 3:
+        rgb = pixels if ds.BitsAllocated == 8 else np.rint(pixels / 257.0)
+        expected = np.rint(rgb.astype(np.float64) @ [0.299, 0.587, 0.114])
+    else:
+        expected = pixels
+    assert image.volume.frames.dtype.byteorder in ("=", "|")
+    assert np.array_equal(image.volume.frames, expected.astype(image.volume.frames.dtype))
+
+
+def test_ybr_full_uncompressed_is_converted_to_rgb_first(tmp_path):
+    from pydicom.pixels import convert_color_space
+    ds = copy.deepcopy(examples.rgb_color)
+    ybr = convert_color_space(examples.rgb_color.pixel_array, "RGB", "YBR_FULL")
+    ds.PhotometricInterpretation = "YBR_FULL"
+    ds.PixelData = ybr.tobytes()
+    image = read_dicom(_save(ds, tmp_path / "ybr.dcm"))
+    assert np.abs(image.rgb[0].astype(int) - examples.rgb_color.pixel_array).max() <= 2  # YCbCr round trip
+
+
+def test_non_image_dicom_is_named(tmp_path):
+    from pydicom.data import get_testdata_file
+    with pytest.raises(InputError, match=r"rtplan.dcm: DICOM file without image pixels \(RT Plan Storage\)"):
+        read_dicom(get_testdata_file("rtplan.dcm"))
+    with pytest.raises(InputError, match="MR_truncated.dcm: cannot decode the pixels"):
+        read_dicom(get_testdata_file("MR_truncated.dcm"))
+
+
+def test_files_of_one_series_stay_one_new_series(tiny_model, tmp_path):
+    from speckle2self.pipeline import denoise_files
+    study = tmp_path / "series"
+    study.mkdir()
+    for i in range(3):
+        ds = copy.deepcopy(examples.rgb_color)
+        ds.SOPInstanceUID, ds.InstanceNumber = f"{ds.SOPInstanceUID}.{i}", i + 1
+        _save(ds, study / f"img{i}.dcm")
+    reports = denoise_files([study], tmp_path / "out", model=tiny_model, device="cpu")
+    assert all(r.ok for r in reports)
+    out = [pydicom.dcmread(tmp_path / "out" / f"img{i}.dcm") for i in range(3)]
+    assert len({d.SeriesInstanceUID for d in out}) == 1
+    assert out[0].SeriesInstanceUID != examples.rgb_color.SeriesInstanceUID
+    assert len({d.SOPInstanceUID for d in out}) == 3
+
+
+def test_a_dicomdir_expands_to_the_images_it_lists():
+    from pydicom.data import get_testdata_file
+    from speckle2self.pipeline import expand_inputs
+    dicomdir = get_testdata_file("DICOMDIR")
+    found = expand_inputs([dicomdir])
+    assert len(found) == 31 and all(p.is_file() for p, _ in found)
+    assert all(not str(rel).startswith("/") for _, rel in found)

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 from .errors import Cancelled, InputError, Speckle2SelfError
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
+from .io.dicom_write import new_uid
 from .io.files import same_file
 
 
@@ -36,7 +37,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]
     """(file, name relative to its input root) for every supported file in files and folders."""
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
-        if item.is_dir():
+        if item.is_file() and item.name.upper() == "DICOMDIR":
+            found.extend(_dicomdir_images(item))
+        elif item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.is_file() and _is_image_file(p)
                            and not any(part.startswith(".") for part in p.relative_to(item).parts))
             if not files:
@@ -46,6 +49,19 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]
         else:
             found.append((item, Path(item.name)))
     return found
+
+
+def _dicomdir_images(dicomdir: Path) -> list[tuple[Path, Path]]:
+    """The image files a DICOMDIR references, named relative to its folder."""
+    import pydicom
+    from pydicom.fileset import FileSet
+    try:
+        instances = [Path(i.path) for i in FileSet(pydicom.dcmread(dicomdir)) if i.DirectoryRecordType == "IMAGE"]
+    except Exception as exc:
+        raise InputError(f"{dicomdir}: not a readable DICOMDIR ({type(exc).__name__}: {exc})") from exc
+    if not instances:
+        raise InputError(f"{dicomdir}: the DICOMDIR lists no images")
+    return [(p, p.relative_to(dicomdir.parent)) for p in instances]
 
 
 def _is_image_file(path: Path) -> bool:
@@ -75,10 +91,13 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
 def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, device: str = "auto",
                  batch_size: int | None = None, domain: str = "auto",
                  progress: Callable[[int, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> FileReport:
+                 should_stop: Callable[[], bool] | None = None,
+                 series_uids: dict[str, str] | None = None) -> FileReport:
     """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure.
 
-    A DICOM input gives a derived DICOM series file unless `dst` names another format.
+    A DICOM input gives a derived DICOM series file unless `dst` names another format;
+    `series_uids` maps original to new Series Instance UIDs, so that all files of one original
+    series land in one new series.
     """
     src, dst = Path(src), Path(dst)
     if same_file(src, dst):
@@ -91,7 +110,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
                      progress=progress, should_stop=should_stop)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dicom is not None and not is_supported(dst):
-        write_dicom(dst, dicom, result, model.sha256)
+        series_uids = {} if series_uids is None else series_uids
+        original = str(dicom.header.get("SeriesInstanceUID", ""))
+        write_dicom(dst, dicom, result, model.sha256, series_uid=series_uids.setdefault(original, new_uid()))
     else:
         write_volume(dst, volume.with_frames(result))
     notes = list(volume.notes) + (dicom.warnings if dicom is not None else [])
@@ -109,6 +130,7 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     model = get_model(model)
     reports: list[FileReport] = []
     claimed: set[Path] = set()
+    series_uids: dict[str, str] = {}
     for src, dst in plan_outputs(inputs, output):
         if dst.resolve() in claimed:
             reports.append(FileReport(src, None, False, f"another input already writes {dst}; rename one of them"))
@@ -117,7 +139,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
         try:
             reports.append(denoise_file(src, dst, model=model, device=device, batch_size=batch_size,
-                                        domain=domain, progress=per_file, should_stop=should_stop))
+                                        domain=domain, progress=per_file, should_stop=should_stop,
+                                        series_uids=series_uids))
         except Cancelled as exc:
             reports.append(FileReport(src, None, False, str(exc)))
             break

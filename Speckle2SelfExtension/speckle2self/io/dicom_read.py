@@ -48,6 +48,8 @@ def read_dicom(path: str | Path) -> DicomImage:
     pixels = _decode(ds, path)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = _as_frames(pixels, ds, frames)
+    if pixels.dtype.byteorder not in ("=", "|"):
+        pixels = pixels.astype(pixels.dtype.newbyteorder("="))  # big-endian files: native values
     rgb, mask, notes = None, None, []
     if pixels.ndim == 4:
         rgb = _to_uint8(pixels)

@@ -34,10 +34,20 @@ def derived_pixels(image: DicomImage, grey: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_dicom(path: str | Path, image: DicomImage, grey: np.ndarray, model_sha256: str) -> Path:
-    """Write the derived series' file for `image` with denoised `grey` frames (same shape and dtype)."""
+def new_uid() -> str:
+    """A fresh, random DICOM UID (pydicom's generator: never derived from the originals)."""
+    from pydicom.uid import generate_uid
+    return str(generate_uid())
+
+
+def write_dicom(path: str | Path, image: DicomImage, grey: np.ndarray, model_sha256: str,
+                series_uid: str | None = None) -> Path:
+    """Write the derived series' file for `image` with denoised `grey` frames (same shape and dtype).
+
+    `series_uid` puts several files in one new series; by default each call starts a new series.
+    """
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import ExplicitVRLittleEndian
     path = Path(path)
     if grey.shape != image.volume.frames.shape:
         raise InputError(f"denoised frames {grey.shape} do not match the DICOM image {image.volume.frames.shape}")
@@ -48,7 +58,7 @@ def write_dicom(path: str | Path, image: DicomImage, grey: np.ndarray, model_sha
         if keyword in ds:
             delattr(ds, keyword)
     _set_pixels(ds, derived_pixels(image, grey))
-    _mark_derived(ds, src, model_sha256, generate_uid)
+    _mark_derived(ds, src, model_sha256, series_uid or new_uid())
     meta = FileMetaDataset(getattr(src, "file_meta", FileMetaDataset()))
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -79,11 +89,11 @@ def _set_pixels(ds, pixels: np.ndarray) -> None:
     ds["PixelData"].VR = "OB" if bits == 8 else "OW"
 
 
-def _mark_derived(ds, src, model_sha256: str, generate_uid) -> None:
+def _mark_derived(ds, src, model_sha256: str, series_uid: str) -> None:
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = new_uid()
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = f"Speckle2Self self-supervised speckle reduction; model sha256 {model_sha256}"
     description = str(src.get("SeriesDescription", "")).strip()
