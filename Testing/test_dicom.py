@@ -279,3 +279,26 @@ def test_a_dicomdir_expands_to_the_images_it_lists():
     found = expand_inputs([dicomdir])
     assert len(found) == 31 and all(p.is_file() for p, _ in found)
     assert all(not str(rel).startswith("/") for _, rel in found)
+
+
+def test_ybr_ict_jpeg2000_decodes_to_rgb(tmp_path):
+    from pydicom.uid import JPEG2000
+    ds = copy.deepcopy(examples.rgb_color)
+    ds.compress(JPEG2000, j2k_cr=[10], use_mct=True)  # irreversible colour transform
+    ds.PhotometricInterpretation = "YBR_ICT"
+    image = read_dicom(_save(ds, tmp_path / "ict.dcm"))
+    error = np.abs(image.rgb[0].astype(int) - examples.rgb_color.pixel_array.astype(int))
+    assert error.mean() < 8  # lossy 10:1; a colour-space mix-up would be off by tens of levels
+
+
+def test_segmented_16_bit_palette_is_expanded(tmp_path):
+    ds = copy.deepcopy(examples.palette_color)
+    for colour, end in (("Red", 65535), ("Green", 32768), ("Blue", 0)):
+        delattr(ds, f"{colour}PaletteColorLookupTableData")
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        segments = np.array([0, 1, 0, 1, 255, end], dtype="<u2").tobytes()  # discrete 0, then linear ramp
+        ds.add_new(pydicom.datadict.tag_for_keyword(f"Segmented{colour}PaletteColorLookupTableData"), "OW", segments)
+    image = read_dicom(_save(ds, tmp_path / "segmented.dcm"))
+    index = examples.palette_color.pixel_array.astype(np.float64)
+    assert np.array_equal(image.rgb[0][..., 0], np.rint(np.rint(index / 255 * 65535) / 257).astype(np.uint8))
+    assert image.rgb[0][..., 2].max() == 0 and image.rgb[0][..., 1].max() == 128
