@@ -129,3 +129,15 @@ def test_eight_bit_input_is_treated_as_bmode_and_keeps_its_brightness(tiny_model
     assert per_frame.max() < 1.5
     as_env = denoise(bmode, model=tiny_model, device="cpu", domain="envelope")
     assert not np.array_equal(out, as_env)
+
+
+def test_bmode_black_background_stays_black_and_tissue_keeps_its_brightness(tiny_model, cine):
+    from speckle2self.demo import display_bmode
+    bmode = np.stack([display_bmode(f, 60.0) for f in cine.envelope])
+    bmode = np.maximum(bmode, 1)  # tissue is never pure black ...
+    bmode[:, :, :20] = 0  # ... the area outside the sector is
+    out = denoise(bmode, model=tiny_model, device="cpu")
+    assert np.all(out[:, :, :20] == 0)
+    tissue_in = bmode[:, :, 20:].reshape(len(bmode), -1).mean(1)
+    tissue_out = out[:, :, 20:].reshape(len(out), -1).mean(1)
+    assert np.abs(tissue_out - tissue_in).max() < 1.5

@@ -7,7 +7,8 @@ B-mode mapping (documented in README):
   clinical presets): g = 1 is 0 dB, g = 0 is -DR dB.
 The denoised envelope e' comes back through g' = 1 + 20 log10(e') / DR; each frame's mean grey level
 is then restored to the input's (averaging speckle in the linear domain raises the log-domain mean,
-the well-known log-Rayleigh bias), and g' is clipped to [0, 1] and scaled back to lo..hi.
+the well-known log-Rayleigh bias; pure-black pixels, such as the background outside a sector,
+stay black and are left out of that match), and g' is clipped to [0, 1] and scaled back to lo..hi.
 """
 from __future__ import annotations
 
@@ -55,7 +56,15 @@ def envelope_to_bmode(envelope: np.ndarray, dynamic_range_db: float = DEFAULT_DY
 
 
 def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray) -> np.ndarray:
-    """Shift each frame of grey_out so that its mean equals grey_in's, then clip to [0, 1]."""
-    axes = tuple(range(1, grey_in.ndim))
-    shift = grey_in.mean(axis=axes, keepdims=True) - grey_out.mean(axis=axes, keepdims=True)
-    return np.clip(grey_out + shift, 0.0, 1.0)
+    """Match each frame's mean grey level over the image content to the input's, keep black black.
+
+    Content is every pixel that is not pure black in the input: the black outside an ultrasound
+    sector stays black (denoising would otherwise bleed tissue into it) and does not drag the
+    brightness match, which would darken the tissue of a frame that is mostly background.
+    """
+    out = np.empty_like(grey_out)
+    for i, (o, g) in enumerate(zip(grey_out, grey_in)):
+        content = g > 0
+        shift = float(g[content].mean() - o[content].mean()) if content.any() else 0.0
+        out[i] = np.where(content, np.clip(o + shift, 0.0, 1.0), 0.0)
+    return out
