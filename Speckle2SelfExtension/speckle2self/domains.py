@@ -7,8 +7,11 @@ B-mode mapping (documented in README):
   clinical presets): g = 1 is 0 dB, g = 0 is -DR dB.
 The denoised envelope e' comes back through g' = 1 + 20 log10(e') / DR; each frame's mean grey level
 is then restored to the input's (averaging speckle in the linear domain raises the log-domain mean,
-the well-known log-Rayleigh bias; pure-black pixels, such as the background outside a sector,
-stay black and are left out of that match), and g' is clipped to [0, 1] and scaled back to lo..hi.
+the well-known log-Rayleigh bias; background pixels darker than 5 % grey, such as the black outside a sector, keep their
+input values and are left out of that match), and g' is clipped to [0, 1] and scaled back to lo..hi.
+Unlike envelope data (per-frame min-max, as the method prescribes), B-mode frames are scaled for
+the network by the 99.5th percentile of their content: burned-in annotations and saturated pixels
+would otherwise set the scale; saturated (pure white) pixels keep their input values.
 """
 from __future__ import annotations
 
@@ -55,16 +58,36 @@ def envelope_to_bmode(envelope: np.ndarray, dynamic_range_db: float = DEFAULT_DY
     return (1.0 + 20.0 * np.log10(np.maximum(envelope, floor)) / dynamic_range_db).astype(np.float32)
 
 
-def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray) -> np.ndarray:
-    """Match each frame's mean grey level over the image content to the input's, keep black black.
+BACKGROUND_GREY = 0.05
+"""Grey level (fraction of black..white) below which B-mode pixels count as background: the black
+outside the sector, with the few levels of noise lossy JPEG leaves in it."""
 
-    Content is every pixel that is not pure black in the input: the black outside an ultrasound
-    sector stays black (denoising would otherwise bleed tissue into it) and does not drag the
-    brightness match, which would darken the tissue of a frame that is mostly background.
+BMODE_SCALE_PERCENTILE = 99.5
+"""B-mode frames are scaled for the network by this percentile of their image content (neither
+background nor saturated white), not their maximum: burned-in text and saturated reflectors would
+otherwise set the scale and squash the tissue into the bottom of the range."""
+
+
+def bmode_scale(envelope: np.ndarray, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (low, high) envelope levels for the network's [0, 1] range, shape (N, 1, 1) each."""
+    lo = envelope.min(axis=(1, 2), keepdims=True)
+    hi = np.empty_like(lo)
+    for i, (e, g) in enumerate(zip(envelope, grey)):
+        content = e[(g > BACKGROUND_GREY) & (g < 1.0)]
+        hi[i] = np.percentile(content, BMODE_SCALE_PERCENTILE) if content.size else e.max()
+    return lo, np.maximum(hi, lo + 1e-12)
+
+
+def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray) -> np.ndarray:
+    """Match each frame's mean grey level over the image content to the input's; keep the rest.
+
+    Content is every pixel brighter than BACKGROUND_GREY in the input. The background outside an
+    ultrasound sector keeps its input values (denoising would otherwise bleed tissue into it) and
+    does not drag the brightness match, which would shift the tissue of a mostly-background frame.
     """
     out = np.empty_like(grey_out)
     for i, (o, g) in enumerate(zip(grey_out, grey_in)):
-        content = g > 0
+        content = g > BACKGROUND_GREY
         shift = float(g[content].mean() - o[content].mean()) if content.any() else 0.0
-        out[i] = np.where(content, np.clip(o + shift, 0.0, 1.0), 0.0)
+        out[i] = np.where(content, np.clip(o + shift, 0.0, 1.0), g)
     return out

@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_to_envelope, envelope_to_bmode, grey_range,
-                      resolve_domain, restore_brightness)
+from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_scale, bmode_to_envelope, envelope_to_bmode,
+                      grey_range, resolve_domain, restore_brightness)
 from .errors import Cancelled, InputError
 from .frames import as_frame_stack, cast_like, denormalise, normalise
 from .model_file import LoadedModel, load_model
@@ -59,9 +59,9 @@ class _Mapping:
         x = chunk.astype(np.float32)
         if self.domain == "bmode":
             grey = (x - self.grey_lo) / max(self.grey_hi - self.grey_lo, 1e-12)
-            x = bmode_to_envelope(grey, self.dynamic_range_db)
-            norm, lo, hi = normalise(x)
-            return norm, (lo, hi, grey)
+            env = bmode_to_envelope(grey, self.dynamic_range_db)
+            lo, hi = bmode_scale(env, grey)
+            return np.clip((env - lo) / (hi - lo), 0.0, 1.0), (lo, hi, grey)
         norm, lo, hi = normalise(x)
         return norm, (lo, hi, None)
 
@@ -70,7 +70,9 @@ class _Mapping:
         values = denormalise(y, lo, hi)
         if self.domain == "bmode":
             out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey)
-            constant = (hi == lo)[:, 0, 0]
+            saturated = grey >= 1.0
+            out[saturated] = grey[saturated]  # white text, saturated reflectors: kept as they were
+            constant = (grey.max(axis=(1, 2)) == grey.min(axis=(1, 2)))
             out[constant] = grey[constant]
             return out * (self.grey_hi - self.grey_lo) + self.grey_lo
         return values
