@@ -302,3 +302,33 @@ def test_segmented_16_bit_palette_is_expanded(tmp_path):
     index = examples.palette_color.pixel_array.astype(np.float64)
     assert np.array_equal(image.rgb[0][..., 0], np.rint(np.rint(index / 255 * 65535) / 257).astype(np.uint8))
     assert image.rgb[0][..., 2].max() == 0 and image.rgb[0][..., 1].max() == 128
+
+
+def test_a_single_frame_series_folder_becomes_one_ordered_volume(tiny_model, tmp_path):
+    from speckle2self.pipeline import denoise_files
+    study = tmp_path / "series"
+    study.mkdir()
+    for i, instance in enumerate([3, 1, 2]):  # files on disk out of order
+        ds, _ = _grey_dataset()
+        ds.PixelData = np.full((240, 320), 40 * instance, np.uint8).tobytes()
+        ds.SOPInstanceUID, ds.InstanceNumber = f"{ds.SOPInstanceUID}.{instance}", instance
+        _save(ds, study / f"file{i}.dcm")
+    reports = denoise_files([study], tmp_path / "series.nrrd", model=tiny_model, device="cpu")
+    assert reports[0].ok, reports[0].error
+    vol = read_volume(tmp_path / "series.nrrd")
+    assert vol.frames.shape == (3, 240, 320)
+    assert [int(np.median(f)) for f in vol.frames] == [40, 80, 120]  # constant frames pass through, in order
+    assert vol.spacing[:2] == (0.2, 0.1)
+
+
+def test_a_folder_of_several_series_cannot_become_one_file(tiny_model, tmp_path):
+    from speckle2self.pipeline import denoise_files
+    study = tmp_path / "two"
+    study.mkdir()
+    _save(examples.rgb_color, study / "a.dcm")
+    other = copy.deepcopy(examples.rgb_color)
+    other.SeriesInstanceUID = other.SeriesInstanceUID + ".2"
+    _save(other, study / "b.dcm")
+    reports = denoise_files([study], tmp_path / "one.nrrd", model=tiny_model, device="cpu")
+    assert not reports[0].ok and "holds 2 DICOM series" in reports[0].error
+    assert not (tmp_path / "one.nrrd").exists()

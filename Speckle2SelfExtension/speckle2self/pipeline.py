@@ -88,6 +88,34 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
     return [(src, output / rel) for src, rel in pairs]
 
 
+def _is_series_to_one_file(inputs: Sequence, output) -> bool:
+    """One folder or DICOMDIR in, one NRRD/NIfTI/MHA/TIFF file out: the input must be one DICOM series."""
+    if len(inputs) != 1 or not is_supported(Path(output)):
+        return False
+    item = Path(inputs[0])
+    return item.is_dir() or (item.is_file() and item.name.upper() == "DICOMDIR")
+
+
+def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
+    from .io.dicom_series import read_dicom_series, series_groups
+    start = time.monotonic()
+    files = [p for p, _ in expand_inputs([item])]
+    try:
+        if not all(is_dicom(p) for p in files):
+            raise InputError(f"{item}: writing one file from a folder needs one DICOM series; this folder holds "
+                             "other files too, so write to a folder (-o FOLDER) instead")
+        groups = series_groups(files)
+        if len(groups) != 1:
+            raise InputError(f"{item} holds {len(groups)} DICOM series; write to a folder (-o FOLDER) instead")
+        image = read_dicom_series(next(iter(groups.values())))
+        result = denoise(image.volume.frames, **{k: v for k, v in options.items()})
+        write_volume(output, image.volume.with_frames(result))
+    except (Speckle2SelfError, OSError) as exc:
+        return FileReport(item, None, False, str(exc))
+    return FileReport(item, output, True, frames=len(result), seconds=time.monotonic() - start,
+                      notes=list(image.volume.notes) + image.warnings)
+
+
 def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, device: str = "auto",
                  batch_size: int | None = None, domain: str = "auto",
                  progress: Callable[[int, int], None] | None = None,
@@ -128,6 +156,9 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     A stop request ends the batch: the file in progress is not written and the rest are skipped.
     """
     model = get_model(model)
+    if _is_series_to_one_file(inputs, output):
+        return [_denoise_series_to_file(Path(inputs[0]), Path(output), model=model, device=device,
+                                        batch_size=batch_size, domain=domain, should_stop=should_stop)]
     reports: list[FileReport] = []
     claimed: set[Path] = set()
     series_uids: dict[str, str] = {}
