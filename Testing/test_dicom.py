@@ -262,7 +262,7 @@ def test_files_of_one_series_stay_one_new_series(tiny_model, tmp_path):
     study.mkdir()
     for i in range(3):
         ds = copy.deepcopy(examples.rgb_color)
-        ds.SOPInstanceUID, ds.InstanceNumber = f"{ds.SOPInstanceUID}.{i}", i + 1
+        ds.SOPInstanceUID, ds.InstanceNumber = pydicom.uid.generate_uid(), i + 1
         _save(ds, study / f"img{i}.dcm")
     reports = denoise_files([study], tmp_path / "out", model=tiny_model, device="cpu")
     assert all(r.ok for r in reports)
@@ -311,7 +311,7 @@ def test_a_single_frame_series_folder_becomes_one_ordered_volume(tiny_model, tmp
     for i, instance in enumerate([3, 1, 2]):  # files on disk out of order
         ds, _ = _grey_dataset()
         ds.PixelData = np.full((240, 320), 40 * instance, np.uint8).tobytes()
-        ds.SOPInstanceUID, ds.InstanceNumber = f"{ds.SOPInstanceUID}.{instance}", instance
+        ds.SOPInstanceUID, ds.InstanceNumber = pydicom.uid.generate_uid(), instance
         _save(ds, study / f"file{i}.dcm")
     reports = denoise_files([study], tmp_path / "series.nrrd", model=tiny_model, device="cpu")
     assert reports[0].ok, reports[0].error
@@ -327,7 +327,7 @@ def test_a_folder_of_several_series_cannot_become_one_file(tiny_model, tmp_path)
     study.mkdir()
     _save(examples.rgb_color, study / "a.dcm")
     other = copy.deepcopy(examples.rgb_color)
-    other.SeriesInstanceUID = other.SeriesInstanceUID + ".2"
+    other.SeriesInstanceUID = pydicom.uid.generate_uid()
     _save(other, study / "b.dcm")
     reports = denoise_files([study], tmp_path / "one.nrrd", model=tiny_model, device="cpu")
     assert not reports[0].ok and "holds 2 DICOM series" in reports[0].error

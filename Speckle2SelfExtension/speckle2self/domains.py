@@ -75,7 +75,7 @@ def bmode_scale(envelope: np.ndarray, grey: np.ndarray) -> tuple[np.ndarray, np.
     for i, (e, g) in enumerate(zip(envelope, grey)):
         content = e[(g > BACKGROUND_GREY) & (g < 1.0)]
         hi[i] = np.percentile(content, BMODE_SCALE_PERCENTILE) if content.size else e.max()
-    return lo, np.maximum(hi, lo + 1e-12)
+    return lo, np.where(hi > lo, hi, lo + np.float32(1.0))  # constant frames: any span, they pass through
 
 
 def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray) -> np.ndarray:
