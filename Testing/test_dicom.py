@@ -332,3 +332,14 @@ def test_a_folder_of_several_series_cannot_become_one_file(tiny_model, tmp_path)
     reports = denoise_files([study], tmp_path / "one.nrrd", model=tiny_model, device="cpu")
     assert not reports[0].ok and "holds 2 DICOM series" in reports[0].error
     assert not (tmp_path / "one.nrrd").exists()
+
+
+def test_8_bit_palette_lookup_tables(tmp_path):
+    ds = copy.deepcopy(examples.palette_color)
+    ramp = np.arange(256, dtype=np.uint8)
+    for colour, lut in (("Red", ramp), ("Green", 255 - ramp), ("Blue", ramp // 2)):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 8])
+        setattr(ds, f"{colour}PaletteColorLookupTableData", lut.tobytes())
+    image = read_dicom(_save(ds, tmp_path / "pal8.dcm"))
+    index = examples.palette_color.pixel_array.astype(np.uint8)
+    assert np.array_equal(image.rgb[0], np.stack([index, 255 - index, index // 2], axis=-1))
