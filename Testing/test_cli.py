@@ -114,3 +114,26 @@ def test_demo_writes_the_picture_and_the_result(tmp_path):
 def test_python_dash_m_works_too():
     res = subprocess.run([sys.executable, "-m", "speckle2self", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("speckle2self ")
+
+
+def test_ctrl_c_during_finetune_saves_the_best_model_so_far(tiny_model, tmp_path):
+    import signal
+    import time
+    data = tmp_path / "data"
+    data.mkdir()
+    write_volume(data / "f.nrrd", Volume(make_cine(4, (80, 80), seed=3).envelope.astype(np.float32)))
+    out = tmp_path / "interrupted.pt"
+    proc = subprocess.Popen(["speckle2self", "finetune", str(data), "-o", str(out), "--from", str(tiny_model),
+                             "--steps", "100000", "--crop", "48", "--batch-size", "2", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    ckpt = tmp_path / "interrupted.pt.ckpt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline:  # first checkpoint: training is under way
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "stopped by request" in stdout and "kept the best weights" in stdout
+    card = load_model(out).card["training"]
+    assert card["stopped_early"] is True and 100 <= card["steps"] < 100000
