@@ -27,7 +27,7 @@ from classical import METHODS  # noqa: E402
 from speckle2self.demo import display_bmode  # noqa: E402
 from speckle2self.inference import denoise, get_model  # noqa: E402
 from speckle2self.metrics import cnr, gcnr, glcm_homogeneity, minmax, psnr, speckle_snr, ssim  # noqa: E402
-from speckle2self.phantoms import Probe, make_phantom  # noqa: E402
+from speckle2self.phantoms import Probe  # noqa: E402
 
 CONDITIONS = {
     "fine probe": (Probe(0.9, 1.6), 1.0),
