@@ -10,15 +10,14 @@ from .errors import InputError
 from .inference import denoise, get_model
 from .io import read_volume, write_volume
 from .metrics import psnr, ssim
+from .resources import resource_dirs
 
 SAMPLE_NAME = "phantom_cine.nrrd"
 CLEAN_NAME = "phantom_cine_clean.nrrd"
 
 
 def sample_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for folder in (here.parent.parent / "Resources" / "Samples", here.parent / "Resources" / "Samples",
-                   here / "samples"):
+    for folder in resource_dirs("Samples"):
         if (folder / SAMPLE_NAME).is_file():
             return folder
     raise InputError(f"the bundled sample {SAMPLE_NAME} was not found; reinstall Speckle2Self")

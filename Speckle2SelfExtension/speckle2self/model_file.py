@@ -21,6 +21,7 @@ import torch
 from .atomic import atomic_path, write_text_atomic
 from .errors import ModelFileError
 from .network import Architecture, Denoiser
+from .resources import resource_dirs
 
 CARD_FILE = "speckle2self/card.json"
 FORMAT = "speckle2self-model"
@@ -183,12 +184,8 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
 
 def model_search_dirs() -> list[Path]:
     """Where the bundled model may live: env override, source checkout, Slicer install, wheel."""
-    here = Path(__file__).resolve().parent
-    dirs = [here.parent.parent / "Resources" / "Models",  # source checkout
-            here.parent / "Resources" / "Models",  # Slicer's qt-scripted-modules layout
-            here / "models"]  # installed wheel (package-dir mapping in pyproject.toml)
     env = os.environ.get("SPECKLE2SELF_MODEL_DIR")
-    return ([Path(env)] if env else []) + dirs
+    return ([Path(env)] if env else []) + resource_dirs("Models")
 
 
 def bundled_model_path() -> Path:
