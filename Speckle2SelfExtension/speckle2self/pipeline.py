@@ -108,7 +108,7 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
         if len(groups) != 1:
             raise InputError(f"{item} holds {len(groups)} DICOM series; write to a folder (-o FOLDER) instead")
         image = read_dicom_series(next(iter(groups.values())))
-        result = denoise(image.volume.frames, **{k: v for k, v in options.items()})
+        result = denoise(image.volume.frames, **options)
         write_volume(output, image.volume.with_frames(result))
     except (Speckle2SelfError, OSError) as exc:
         return FileReport(item, None, False, str(exc))

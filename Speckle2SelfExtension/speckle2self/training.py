@@ -312,6 +312,7 @@ class _LoopState:
     best_state: dict | None = None
     last: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    evals_since_best: int = 0
 
     def record(self, terms: dict[str, float], config: TrainConfig) -> None:
         self.step += 1
@@ -319,8 +320,6 @@ class _LoopState:
         total = terms["total"]
         self.ema = total if np.isnan(self.ema) else config.ema_decay * self.ema + (1 - config.ema_decay) * total
         self.history.append({"step": self.step, **terms, "smoothed": self.ema})
-
-    evals_since_best: int = 0
 
     def maybe_keep_best(self, net: torch.nn.Module, score: float) -> None:
         if score < self.best_loss:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..colour import RGB_NOTE, to_grey
+from ..colour import to_grey
 from ..errors import InputError
 from .volume import Volume
 
@@ -142,4 +142,4 @@ def warn_all(image: DicomImage) -> None:
         warnings.warn(f"{image.volume.source}: {message}", RuntimeWarning, stacklevel=2)
 
 
-__all__ = ["DicomImage", "read_dicom", "pixel_spacing", "frame_time", "RGB_NOTE"]
+__all__ = ["DicomImage", "read_dicom", "pixel_spacing", "frame_time"]
