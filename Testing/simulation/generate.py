@@ -1,0 +1,122 @@
+"""Generate the field-simulated data sets: one command, fixed seeds, resumable.
+
+    pip install ".[sim]"
+    python Testing/simulation/generate.py --set eval  --out simulated   # full PyMUST simus, ~20 min on 2 cores
+    python Testing/simulation/generate.py --set train --out simulated   # PyMUST point-spread functions, ~2 min
+
+Each frame is written as `<out>/<set>/<condition>/frame_<seed>.npz` holding `envelope` (float32,
+gain-compensated amplitude), `bmode` (uint8, 60 dB log compression), `echogenicity` (float32, the
+clean map: used for scoring only, never for training), `pixel_mm` and `seed`. Existing frames are
+kept, so an interrupted run continues where it stopped. Evaluation and training use different
+seeds, so their anatomical layouts and speckle differ.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from anatomy import random_anatomy  # noqa: E402
+from field import Condition, Scanner, clean_map, gain_map, log_compress, scatterers  # noqa: E402
+
+CONDITIONS = {
+    "L11-5v 7.6MHz 4-30mm": Condition("L11-5v", 7.6, 4.0, 0.10),
+    "L12-3v 5.0MHz 10-41mm": Condition("L12-3v", 5.0, 10.0, 0.12),
+    "C5-2v 3.6MHz 30-81mm": Condition("C5-2v", 3.6, 30.0, 0.20),
+}
+SEED_BASE = {"train": 10_000, "eval": 50_000}
+CALIBRATION_SEED = 777
+
+
+def slug(name: str) -> str:
+    return name.replace(" ", "_")
+
+
+def condition_dir(out: Path, set_name: str, name: str) -> Path:
+    return out / set_name / slug(name)
+
+
+def frame_seeds(set_name: str, index: int, frames: int) -> list[int]:
+    return [SEED_BASE[set_name] + 1000 * index + i for i in range(frames)]
+
+
+_scanners: dict[str, Scanner] = {}
+
+
+def _scanner(name: str) -> Scanner:
+    if name not in _scanners:
+        _scanners[name] = Scanner(CONDITIONS[name])
+    return _scanners[name]
+
+
+def calibrate(out: Path, name: str) -> Path:
+    """The condition's gain map (homogeneous tissue), shared by both sets."""
+    path = out / "calibration" / f"{slug(name)}_gain.npy"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_atomic(path, lambda f: np.save(f, gain_map(_scanner(name), (CALIBRATION_SEED,))))
+    return path
+
+
+def simulate_frame(out: Path, set_name: str, name: str, seed: int) -> str:
+    """One full `simus` frame of a new anatomy."""
+    path = condition_dir(out, set_name, name) / f"frame_{seed}.npz"
+    if path.exists():
+        return f"kept {path}"
+    started = time.monotonic()
+    cond, rng = CONDITIONS[name], np.random.default_rng(seed)
+    anatomy = random_anatomy(rng)
+    gain = np.load(calibrate(out, name))
+    envelope = _scanner(name).envelope(*scatterers(cond, anatomy, rng)) / np.sqrt(gain)
+    write_frame(path, envelope, clean_map(cond, anatomy), cond.pixel_mm, seed)
+    return f"wrote {path} in {time.monotonic() - started:.0f} s"
+
+
+def write_frame(path: Path, envelope: np.ndarray, echogenicity: np.ndarray, pixel_mm: float, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    envelope = envelope / np.median(envelope)
+    _save_atomic(path, lambda f: np.savez_compressed(
+        f, envelope=envelope.astype(np.float32), bmode=log_compress(envelope),
+        echogenicity=echogenicity.astype(np.float32), pixel_mm=pixel_mm, seed=seed))
+
+
+def _save_atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def _run(pool, jobs) -> None:
+    for future in [pool.submit(*job) for job in jobs]:
+        print(future.result(), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=sorted(SEED_BASE), required=True)
+    ap.add_argument("--out", type=Path, default=Path("simulated"))
+    ap.add_argument("--frames", type=int, default=None, help="frames per condition (eval 8, train 64)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    args = ap.parse_args(argv)
+    frames = args.frames or (8 if args.set == "eval" else 64)
+    with ProcessPoolExecutor(args.workers) as pool:
+        if args.set == "eval":
+            _run(pool, [(calibrate, args.out, name) for name in CONDITIONS])
+            _run(pool, [(simulate_frame, args.out, "eval", name, seed) for i, name in enumerate(CONDITIONS)
+                        for seed in frame_seeds("eval", i, frames)])
+        else:
+            from psf_bank import synthesise_set
+            synthesise_set(pool, args.out, frames)
+
+
+if __name__ == "__main__":
+    main()
