@@ -153,3 +153,25 @@ def test_bmode_annotation_neither_sets_the_scale_nor_gets_blurred(tiny_model, ci
     assert np.all(out_marked[:, 2:8, 2:30] == 255)
     far = (slice(None), slice(40, None), slice(40, None))
     assert np.abs(out_marked[far].astype(int) - out_plain[far]).mean() < 1.0
+
+
+def test_bmode_annotations_on_the_background_keep_their_input_values(tiny_model, cine):
+    from speckle2self.demo import display_bmode
+    frames = np.zeros((len(cine.envelope), 130, 112), np.uint8)
+    frames[:, :96] = np.maximum(np.stack([display_bmode(f, 60.0) for f in cine.envelope]), 20)
+    frames[:, 112:120, 10:90] = 40  # a grey toolbar below the image (4 % of the frame) ...
+    frames[:, 114:118, 20:60:3] = 230  # ... with text on it
+    out = denoise(frames, model=tiny_model, device="cpu")
+    assert np.array_equal(out[:, 96:], frames[:, 96:])
+    assert np.abs(out[:, :96].astype(int) - frames[:, :96]).mean() > 1.0
+
+
+def test_envelope_point_reflector_neither_sets_the_scale_nor_is_lost(tiny_model, phantom):
+    plain = phantom.envelope.astype(np.float32)
+    marked = plain.copy()
+    marked[10, 10] = 100.0 * plain.max()  # a wire target 40 dB above the brightest speckle
+    out_plain = denoise(plain, model=tiny_model, device="cpu", domain="envelope")
+    out_marked = denoise(marked, model=tiny_model, device="cpu", domain="envelope")
+    assert out_marked[10, 10] == marked[10, 10]
+    far = (slice(40, None), slice(40, None))
+    assert np.abs(out_marked[far] - out_plain[far]).mean() < 0.02 * plain.std()

@@ -92,7 +92,7 @@ def make_card(arch: Architecture, training: dict, domain: str = "envelope") -> d
         "architecture": arch.to_dict(),
         "input": {
             "domain": domain,
-            "normalisation": "per-frame min-max to [0, 1]",
+            "normalisation": "per-frame minimum..99.9th percentile to [0, 1], clipped",
             "layout": "(N, 1, H, W) float32; any H, W (padded internally to a multiple of "
                       f"{arch.multiple})",
             "output": "(N, 1, H, W) in [0, 1]",
