@@ -7,11 +7,14 @@ B-mode mapping (documented in README):
   clinical presets): g = 1 is 0 dB, g = 0 is -DR dB.
 The denoised envelope e' comes back through g' = 1 + 20 log10(e') / DR; each frame's mean grey level
 is then restored to the input's (averaging speckle in the linear domain raises the log-domain mean,
-the well-known log-Rayleigh bias; background pixels darker than 5 % grey, such as the black outside a sector, keep their
-input values and are left out of that match), and g' is clipped to [0, 1] and scaled back to lo..hi.
-Unlike envelope data (per-frame min-max, as the method prescribes), B-mode frames are scaled for
-the network by the 99.5th percentile of their content: burned-in annotations and saturated pixels
-would otherwise set the scale; saturated (pure white) pixels keep their input values.
+the well-known log-Rayleigh bias), and g' is clipped to [0, 1] and scaled back to lo..hi.
+Only the image itself is denoised (image_region): background pixels darker than 5 % grey, such as
+the black outside a sector, and annotations (small bright islands on that black: burned-in text,
+toolbars, markers) keep their input values and are left out of the brightness match.
+Envelope data are scaled per frame from their minimum to their 99.9th percentile
+(speckle2self.frames.normalise); B-mode frames are scaled for the network by the 99.5th percentile
+of their image region: burned-in annotations and saturated pixels would otherwise set the scale;
+saturated (pure white) pixels keep their input values.
 """
 from __future__ import annotations
 
@@ -68,26 +71,53 @@ background nor saturated white), not their maximum: burned-in text and saturated
 otherwise set the scale and squash the tissue into the bottom of the range."""
 
 
-def bmode_scale(envelope: np.ndarray, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+MIN_REGION_FRACTION = 0.1
+"""Apart from the largest one, connected regions of non-background pixels smaller than this
+fraction of the frame are annotations (burned-in text, toolbars, calibration marks and ECG labels
+on the black around the image): they keep their input values."""
+
+
+def image_region(grey: np.ndarray) -> np.ndarray:
+    """(N, H, W) mask of the pixels that belong to the ultrasound image itself.
+
+    Non-background pixels are grown by 2 pixels (so the dark grains of speckle inside tissue belong
+    to the image and do not split it) and labelled; the largest region and any region of at least
+    MIN_REGION_FRACTION of the frame are image; the rest, and background farther than 2 pixels from
+    any tissue (the black around a sector, large anechoic areas), is not.
+    """
+    import SimpleITK as sitk
+    mask = np.zeros(grey.shape, dtype=bool)
+    for i, g in enumerate(grey):
+        content = g > BACKGROUND_GREY
+        closed = sitk.BinaryDilate(sitk.GetImageFromArray(content.astype(np.uint8)), [2, 2])
+        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(closed, True))
+        sizes = np.bincount(labels[content], minlength=int(labels.max()) + 1)
+        sizes[0] = 0
+        keep = (sizes >= MIN_REGION_FRACTION * g.size) | (np.arange(sizes.size) == np.argmax(sizes))
+        keep[0] = False
+        mask[i] = keep[labels]
+    return mask
+
+
+def bmode_scale(envelope: np.ndarray, grey: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame (low, high) envelope levels for the network's [0, 1] range, shape (N, 1, 1) each."""
     lo = envelope.min(axis=(1, 2), keepdims=True)
     hi = np.empty_like(lo)
-    for i, (e, g) in enumerate(zip(envelope, grey)):
-        content = e[(g > BACKGROUND_GREY) & (g < 1.0)]
+    for i, (e, g, m) in enumerate(zip(envelope, grey, image)):
+        content = e[m & (g < 1.0)]
         hi[i] = np.percentile(content, BMODE_SCALE_PERCENTILE) if content.size else e.max()
     return lo, np.where(hi > lo, hi, lo + np.float32(1.0))  # constant frames: any span, they pass through
 
 
-def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray) -> np.ndarray:
-    """Match each frame's mean grey level over the image content to the input's; keep the rest.
+def restore_brightness(grey_out: np.ndarray, grey_in: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Match each frame's mean grey level over the image to the input's; keep the rest.
 
-    Content is every pixel brighter than BACKGROUND_GREY in the input. The background outside an
-    ultrasound sector keeps its input values (denoising would otherwise bleed tissue into it) and
-    does not drag the brightness match, which would shift the tissue of a mostly-background frame.
+    `image` is image_region(grey_in). The background outside an ultrasound sector keeps its input
+    values (denoising would otherwise bleed tissue into it) and does not drag the brightness match,
+    which would shift the tissue of a mostly-background frame; annotations keep theirs too.
     """
     out = np.empty_like(grey_out)
-    for i, (o, g) in enumerate(zip(grey_out, grey_in)):
-        content = g > BACKGROUND_GREY
+    for i, (o, g, content) in enumerate(zip(grey_out, grey_in, image)):
         shift = float(g[content].mean() - o[content].mean()) if content.any() else 0.0
         out[i] = np.where(content, np.clip(o + shift, 0.0, 1.0), g)
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_scale, bmode_to_envelope, envelope_to_bmode,
-                      grey_range, resolve_domain, restore_brightness)
+                      grey_range, image_region, resolve_domain, restore_brightness)
 from .errors import Cancelled, InputError
 from .frames import as_frame_stack, cast_like, denormalise, normalise
 from .model_file import LoadedModel, load_model
@@ -60,21 +60,25 @@ class _Mapping:
         if self.domain == "bmode":
             grey = (x - self.grey_lo) / max(self.grey_hi - self.grey_lo, 1e-12)
             env = bmode_to_envelope(grey, self.dynamic_range_db)
-            lo, hi = bmode_scale(env, grey)
-            return np.clip((env - lo) / (hi - lo), 0.0, 1.0), (lo, hi, grey)
+            image = image_region(grey)
+            lo, hi = bmode_scale(env, grey, image)
+            return np.clip((env - lo) / (hi - lo), 0.0, 1.0), (lo, hi, (grey, image))
         norm, lo, hi = normalise(x)
-        return norm, (lo, hi, None)
+        return norm, (lo, hi, x)
 
     def from_network(self, y: np.ndarray, saved: tuple) -> np.ndarray:
         lo, hi, grey = saved
         values = denormalise(y, lo, hi)
         if self.domain == "bmode":
-            out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey)
+            grey, image = grey
+            out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey, image)
             saturated = grey >= 1.0
             out[saturated] = grey[saturated]  # white text, saturated reflectors: kept as they were
             constant = (grey.max(axis=(1, 2)) == grey.min(axis=(1, 2)))
             out[constant] = grey[constant]
             return out * (self.grey_hi - self.grey_lo) + self.grey_lo
+        bright = grey > hi  # here `grey` holds the envelope input: reflectors above the scale stay
+        values[bright] = grey[bright]
         return values
 
 
@@ -85,7 +89,7 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
             out: np.ndarray | None = None) -> np.ndarray:
     """Denoise a 2-D frame or a (frames, rows, cols) stack; same shape and dtype back.
 
-    Values come back in the input's range (envelope: each frame's own min..max; B-mode: the grey
+    Values come back in the input's range (envelope: each frame's own min..99.9th percentile, brighter pixels kept as they were; B-mode: the grey
     range, mapped as documented in speckle2self.domains). Frames are processed a batch at a time
     and written into the output, so peak memory stays near input + output + one batch; a
     np.memmap input is read a batch at a time. `should_stop()` is checked before every batch and
