@@ -174,3 +174,16 @@ def test_two_gloo_processes_equal_one_process(study, tiny_model, tmp_path):
     assert multi.returncode == 0, multi.stderr[-3000:]
     assert torch.allclose(_weights(tmp_path / "one.pt"), _weights(tmp_path / "two.pt"), atol=1e-5)
     assert multi.stdout.count("wrote ") == 1  # only rank 0 writes and reports
+
+
+def test_finetuning_keeps_the_parent_models_loss_weights(study, tmp_path):
+    from speckle2self.losses import LossWeights
+    from speckle2self.model_file import export_model
+    frames = [make_cine(2, (64, 64), seed=9).envelope[0].astype(np.float32)]
+    parent = train(frames, TrainConfig(steps=2, batch_size=2, crop=48, weights=LossWeights(1.0, 0.7)), arch=TINY,
+                   device="cpu")
+    export_model(parent.net.denoiser(), parent.card("parent"), tmp_path / "parent.pt")
+    outcome = finetune_files([study], tmp_path / "child.pt", init=tmp_path / "parent.pt", steps=2, val_fraction=0,
+                             **FAST)
+    child = load_model(outcome.model_path)
+    assert child.card["training"]["config"]["weights"] == {"reconstruction": 1.0, "consistency": 0.7}

@@ -13,7 +13,8 @@ from typing import Callable, Sequence
 from .errors import InputError
 from .io import FrameCache, LazyVolume
 from .loss_log import plot_png, write_csv
-from .model_file import bundled_model_path, export_model
+from .losses import LossWeights
+from .model_file import bundled_model_path, export_model, load_model
 from .network import Architecture
 from .pipeline import expand_inputs
 from .training import StepReport, TrainConfig, train
@@ -59,9 +60,11 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     parent = None if scratch_preset else Path(init) if init else bundled_model_path()
     if parent is not None and output.exists() and output.resolve() == parent.resolve():
         raise InputError(f"{output} is the model being fine-tuned; write the result to a new file")
+    parent = load_model(parent) if parent is not None else None
     frames = _study_frames(data, crop, domain, cache_bytes)
     train_frames, val_frames = frames.split(val_fraction, seed)
     config = TrainConfig(steps=steps, batch_size=batch_size, crop=crop, seed=seed, domain=domain,
+                         weights=parent_loss_weights(parent),
                          lr=lr if lr is not None else (1e-3 if parent is None else 2e-4), lr_schedule="cosine",
                          val_every=val_every, patience=patience, checkpoint_every=checkpoint_every)
     arch = Architecture.preset(scratch_preset) if scratch_preset else None
@@ -71,6 +74,13 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     if result.steps_done == 0:
         raise InputError("training stopped before its first step; no model was written")
     return _write_outputs(result, frames, output, ckpt)
+
+
+def parent_loss_weights(parent) -> LossWeights:
+    """Fine-tuning keeps the loss weights its parent model was trained with (they set how strongly
+    it smooths); a model from scratch, or a parent whose card has none, gets the defaults."""
+    saved = (parent.card.get("training", {}).get("config", {}).get("weights") if parent is not None else None)
+    return LossWeights(**saved) if isinstance(saved, dict) else LossWeights()
 
 
 def _write_outputs(result, frames: TrainingFrames, output: Path, ckpt: Path) -> FinetuneOutcome:
