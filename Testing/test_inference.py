@@ -175,3 +175,17 @@ def test_envelope_point_reflector_neither_sets_the_scale_nor_is_lost(tiny_model,
     assert out_marked[10, 10] == marked[10, 10]
     far = (slice(40, None), slice(40, None))
     assert np.abs(out_marked[far] - out_plain[far]).mean() < 0.02 * plain.std()
+
+
+def test_bmode_scale_follows_the_tissue_not_a_few_bright_echoes():
+    from speckle2self.domains import BMODE_SCALE_LEVEL, bmode_scale, bmode_to_envelope
+    rng = np.random.default_rng(2)
+    grey = np.clip(0.45 + 0.08 * rng.standard_normal((1, 64, 64)), 0.06, 0.99)  # tissue 30 dB down
+    bright = grey.copy()
+    bright[0, :3, :40] = 0.98  # a few specular echoes near 0 dB
+    image = np.ones_like(grey, dtype=bool)
+    for g in (grey, bright):
+        env = bmode_to_envelope(g)
+        lo, hi = bmode_scale(env, g, image)
+        scaled = (env - lo) / (hi - lo)
+        assert abs(np.percentile(scaled, 90) - BMODE_SCALE_LEVEL) < 0.05

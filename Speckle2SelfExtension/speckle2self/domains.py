@@ -12,8 +12,8 @@ Only the image itself is denoised (image_region): background pixels darker than 
 the black outside a sector, and annotations (small bright islands on that black: burned-in text,
 toolbars, markers) keep their input values and are left out of the brightness match.
 Envelope data are scaled per frame from their minimum to their 99.9th percentile
-(speckle2self.frames.normalise); B-mode frames are scaled for the network by the 99.5th percentile
-of their image region: burned-in annotations and saturated pixels would otherwise set the scale;
+(speckle2self.frames.normalise); B-mode frames are scaled so that the 90th percentile of their image
+region sits where that of speckle sits in training (BMODE_SCALE_LEVEL); pixels above the scale and
 saturated (pure white) pixels keep their input values.
 """
 from __future__ import annotations
@@ -65,10 +65,15 @@ BACKGROUND_GREY = 0.05
 """Grey level (fraction of black..white) below which B-mode pixels count as background: the black
 outside the sector, with the few levels of noise lossy JPEG leaves in it."""
 
-BMODE_SCALE_PERCENTILE = 99.5
-"""B-mode frames are scaled for the network by this percentile of their image content (neither
-background nor saturated white), not their maximum: burned-in text and saturated reflectors would
-otherwise set the scale and squash the tissue into the bottom of the range."""
+BMODE_SCALE_PERCENTILE = 90.0
+BMODE_SCALE_LEVEL = 0.58
+"""B-mode frames are scaled for the network so that the 90th percentile of their image region
+lands at 0.58, where the 90th percentile of fully developed (Rayleigh) speckle lands under the
+envelope scaling the network was trained with (minimum..99.9th percentile). A frame's maximum or
+99.5th percentile would let burned-in text, saturated reflectors or a few bright specular echoes
+set the scale: on pydicom's echo cine, whose tissue is 30 dB below its brightest echoes, the
+tissue then reached the network as near-black and came back as a flat grey haze. Pixels above the
+scale keep their input values."""
 
 
 MIN_REGION_FRACTION = 0.1
@@ -80,22 +85,23 @@ on the black around the image): they keep their input values."""
 def image_region(grey: np.ndarray) -> np.ndarray:
     """(N, H, W) mask of the pixels that belong to the ultrasound image itself.
 
-    Non-background pixels are grown by 2 pixels (so the dark grains of speckle inside tissue belong
-    to the image and do not split it) and labelled; the largest region and any region of at least
-    MIN_REGION_FRACTION of the frame are image; the rest, and background farther than 2 pixels from
-    any tissue (the black around a sector, large anechoic areas), is not.
+    Non-background pixels are grown by 2 pixels (so dark speckle grains do not split the image) and
+    labelled; the largest region and any region of at least MIN_REGION_FRACTION of the frame are
+    image. Within them, the non-background pixels and the dark grains a 2-pixel closing fills are
+    denoised; the black around a sector and large anechoic areas are not.
     """
     import SimpleITK as sitk
     mask = np.zeros(grey.shape, dtype=bool)
     for i, g in enumerate(grey):
         content = g > BACKGROUND_GREY
-        closed = sitk.BinaryDilate(sitk.GetImageFromArray(content.astype(np.uint8)), [2, 2])
-        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(closed, True))
+        grown = sitk.BinaryDilate(sitk.GetImageFromArray(content.astype(np.uint8)), [2, 2])
+        closed = sitk.GetArrayFromImage(sitk.BinaryErode(grown, [2, 2])).astype(bool) | content
+        labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(grown, True))
         sizes = np.bincount(labels[content], minlength=int(labels.max()) + 1)
         sizes[0] = 0
         keep = (sizes >= MIN_REGION_FRACTION * g.size) | (np.arange(sizes.size) == np.argmax(sizes))
         keep[0] = False
-        mask[i] = keep[labels]
+        mask[i] = keep[labels] & closed
     return mask
 
 
@@ -105,7 +111,8 @@ def bmode_scale(envelope: np.ndarray, grey: np.ndarray, image: np.ndarray) -> tu
     hi = np.empty_like(lo)
     for i, (e, g, m) in enumerate(zip(envelope, grey, image)):
         content = e[m & (g < 1.0)]
-        hi[i] = np.percentile(content, BMODE_SCALE_PERCENTILE) if content.size else e.max()
+        hi[i] = (lo[i] + (np.percentile(content, BMODE_SCALE_PERCENTILE) - lo[i]) / BMODE_SCALE_LEVEL
+                 if content.size else e.max())
     return lo, np.where(hi > lo, hi, lo + np.float32(1.0))  # constant frames: any span, they pass through
 
 

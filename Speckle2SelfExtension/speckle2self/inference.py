@@ -55,31 +55,30 @@ class _Mapping:
     grey_lo: float = 0.0
     grey_hi: float = 1.0
 
-    def to_network(self, chunk: np.ndarray) -> tuple[np.ndarray, tuple]:
+    def to_network(self, chunk: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The network's [0, 1] input, and what from_network needs to map its output back."""
         x = chunk.astype(np.float32)
         if self.domain == "bmode":
             grey = (x - self.grey_lo) / max(self.grey_hi - self.grey_lo, 1e-12)
-            env = bmode_to_envelope(grey, self.dynamic_range_db)
+            x = bmode_to_envelope(grey, self.dynamic_range_db)
             image = image_region(grey)
-            lo, hi = bmode_scale(env, grey, image)
-            return np.clip((env - lo) / (hi - lo), 0.0, 1.0), (lo, hi, (grey, image))
+            lo, hi = bmode_scale(x, grey, image)
+            return np.clip((x - lo) / (hi - lo), 0.0, 1.0), {"lo": lo, "hi": hi, "input": x, "grey": grey,
+                                                               "image": image}
         norm, lo, hi = normalise(x)
-        return norm, (lo, hi, x)
+        return norm, {"lo": lo, "hi": hi, "input": x}
 
-    def from_network(self, y: np.ndarray, saved: tuple) -> np.ndarray:
-        lo, hi, grey = saved
-        values = denormalise(y, lo, hi)
-        if self.domain == "bmode":
-            grey, image = grey
-            out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey, image)
-            saturated = grey >= 1.0
-            out[saturated] = grey[saturated]  # white text, saturated reflectors: kept as they were
-            constant = (grey.max(axis=(1, 2)) == grey.min(axis=(1, 2)))
-            out[constant] = grey[constant]
-            return out * (self.grey_hi - self.grey_lo) + self.grey_lo
-        bright = grey > hi  # here `grey` holds the envelope input: reflectors above the scale stay
-        values[bright] = grey[bright]
-        return values
+    def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
+        values = denormalise(y, saved["lo"], saved["hi"])
+        above = saved["input"] > saved["hi"]  # reflectors above the scale are kept as they were
+        if self.domain == "envelope":
+            values[above] = saved["input"][above]
+            return values
+        grey = saved["grey"]
+        out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey, saved["image"])
+        kept = above | (grey >= 1.0) | (grey.max(axis=(1, 2), keepdims=True) == grey.min(axis=(1, 2), keepdims=True))
+        out[kept] = grey[kept]  # also white text and blank frames
+        return out * (self.grey_hi - self.grey_lo) + self.grey_lo
 
 
 def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = None, device: str = "auto",
