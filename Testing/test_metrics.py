@@ -34,3 +34,12 @@ def test_glcm_homogeneity_is_higher_for_smooth_than_for_noisy_regions():
     rng = np.random.default_rng(2)
     smooth = np.tile(np.linspace(0, 1, 64), (64, 1))
     assert glcm_homogeneity(smooth) > 10 * glcm_homogeneity(rng.random((64, 64)))
+
+
+def test_glcm_homogeneity_on_the_image_scale_rewards_flattening_that_region_minmax_punishes():
+    rng = np.random.default_rng(1)
+    speckled = 0.5 + 0.1 * rng.standard_normal((32, 32))
+    nearly_flat = 0.5 + 0.002 * rng.standard_normal((32, 32))  # what a strong despeckler leaves
+    image_scale = (0.0, 1.0)
+    assert glcm_homogeneity(nearly_flat, image_scale) > 3 * glcm_homogeneity(speckled, image_scale)
+    assert glcm_homogeneity(nearly_flat) < 2 * glcm_homogeneity(speckled)  # per-region min-max cannot tell

@@ -57,11 +57,21 @@ def gcnr(region_a: np.ndarray, region_b: np.ndarray, bins: int = 256) -> float:
     return float(1.0 - np.minimum(ha, hb).sum())
 
 
-def glcm_homogeneity(region: np.ndarray) -> float:
-    """GLCM homogeneity of a region: min-max to 8 bits, distance 1, angles 0, π/4, π/2, 3π/4 averaged
-    (scikit-image, an optional dependency: pip install "speckle2self[bench]")."""
+def glcm_homogeneity(region: np.ndarray, value_range: tuple[float, float] | None = None) -> float:
+    """GLCM homogeneity of a region quantised to 8 bits, distance 1, angles 0, π/4, π/2, 3π/4
+    averaged (scikit-image, an optional dependency: pip install "speckle2self[bench]").
+
+    `value_range` is the (low, high) of the whole image's 8-bit scale, so that a region is judged
+    as it is displayed; without it the region is min-max scaled on its own, which stretches the
+    faint ripple left in a nearly flat region to the full 8 bits and scores it as rough.
+    """
     from skimage.feature import graycomatrix, graycoprops
-    grey = np.rint(minmax(region) * 255).astype(np.uint8)
+    if value_range is None:
+        scaled = minmax(region)
+    else:
+        lo, hi = value_range
+        scaled = np.clip((np.asarray(region, dtype=np.float64) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    grey = np.rint(scaled * 255).astype(np.uint8)
     glcm = graycomatrix(grey, distances=[1], angles=[0, np.pi / 4, np.pi / 2, 3 * np.pi / 4], levels=256,
                         symmetric=True, normed=True)
     return float(graycoprops(glcm, "homogeneity").mean())
