@@ -43,3 +43,15 @@ def test_glcm_homogeneity_on_the_image_scale_rewards_flattening_that_region_minm
     image_scale = (0.0, 1.0)
     assert glcm_homogeneity(nearly_flat, image_scale) > 3 * glcm_homogeneity(speckled, image_scale)
     assert glcm_homogeneity(nearly_flat) < 2 * glcm_homogeneity(speckled)  # per-region min-max cannot tell
+
+
+def test_clip_extremes_keeps_a_point_target_from_deciding_the_scale():
+    from speckle2self.metrics import clip_extremes
+    rng = np.random.default_rng(4)
+    clean = np.ones((64, 64))
+    clean[:, 32:] = 2.0
+    noisy = clean + 0.1 * rng.standard_normal(clean.shape)
+    marked = noisy.copy()
+    marked[5, 5] = 100.0
+    assert psnr(clean, marked) < psnr(clean, noisy) - 8  # min-max alone: one pixel ruins it
+    assert abs(psnr(clip_extremes(clean), clip_extremes(marked)) - psnr(clip_extremes(clean), clip_extremes(noisy))) < 0.5

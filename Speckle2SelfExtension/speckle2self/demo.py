@@ -9,7 +9,7 @@ import numpy as np
 from .errors import InputError
 from .inference import denoise, get_model
 from .io import read_volume, write_volume
-from .metrics import psnr, ssim
+from .metrics import clip_extremes, psnr, ssim
 from .resources import resource_dirs
 
 SAMPLE_NAME = "phantom_cine.nrrd"
@@ -56,7 +56,7 @@ def run_demo(folder: Path, model=None, device: str = "auto", batch_size: int | N
     clean_path = sample_dir() / CLEAN_NAME
     if clean_path.is_file():
         clean = np.sqrt(read_volume(clean_path).frames[0].astype(np.float64))
-        lines.append(f"against the clean phantom: SSIM {ssim(clean, volume.frames[0]):.3f} -> "
-                     f"{ssim(clean, result[0]):.3f}, PSNR {psnr(clean, volume.frames[0]):.2f} -> "
-                     f"{psnr(clean, result[0]):.2f} dB")
+        ref, before, after = clip_extremes(clean), clip_extremes(volume.frames[0]), clip_extremes(result[0])
+        lines.append(f"against the clean phantom: SSIM {ssim(ref, before):.3f} -> {ssim(ref, after):.3f}, "
+                     f"PSNR {psnr(ref, before):.2f} -> {psnr(ref, after):.2f} dB")
     return lines

@@ -10,6 +10,14 @@ def minmax(image: np.ndarray) -> np.ndarray:
     return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
+def clip_extremes(image: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+    """The image clipped to its own 0.1th..99.9th percentiles, before PSNR or SSIM: a point target
+    tens of dB above the tissue would otherwise make min-max put all of the tissue near zero, and a
+    few black speckle nulls would decide where zero is."""
+    x = np.asarray(image, dtype=np.float64)
+    return np.clip(x, *np.percentile(x, [low, high]))
+
+
 def psnr(reference: np.ndarray, test: np.ndarray) -> float:
     """PSNR in dB of min-max normalised images (data range 1)."""
     mse = float(np.mean((minmax(reference) - minmax(test)) ** 2))

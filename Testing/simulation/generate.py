@@ -2,7 +2,7 @@
 
     pip install ".[sim]"
     python Testing/simulation/generate.py --set eval  --out simulated   # full PyMUST simus, ~20 min on 2 cores
-    python Testing/simulation/generate.py --set train --out simulated   # PyMUST point-spread functions, ~2 min
+    python Testing/simulation/generate.py --set train --out simulated   # PyMUST point-spread functions, ~5 min
 
 Each frame is written as `<out>/<set>/<condition>/frame_<seed>.npz` holding `envelope` (float32,
 gain-compensated amplitude), `bmode` (uint8, 60 dB log compression), `echogenicity` (float32, the
@@ -32,7 +32,7 @@ CONDITIONS = {
     "L12-3v 5.0MHz 10-41mm": Condition("L12-3v", 5.0, 10.0, 0.12),
     "C5-2v 3.6MHz 30-81mm": Condition("C5-2v", 3.6, 30.0, 0.20),
 }
-SEED_BASE = {"train": 10_000, "eval": 50_000}
+SEED_BASE = {"train": 10_000, "eval": 50_000, "test": 90_000}
 CALIBRATION_SEED = 777
 
 
@@ -102,17 +102,22 @@ def _run(pool, jobs) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", choices=sorted(SEED_BASE), required=True)
+    ap.add_argument("--set", choices=sorted(SEED_BASE), required=True,
+                    help="train: PSF-bank frames; eval, test: full simus frames (test: the frame shipped "
+                         "under Testing/data for the quality tests)")
     ap.add_argument("--out", type=Path, default=Path("simulated"))
     ap.add_argument("--frames", type=int, default=None, help="frames per condition (eval 8, train 64)")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--condition", action="append", choices=sorted(CONDITIONS), default=None,
+                    help="only this full-simulation condition (repeatable; default: all)")
     args = ap.parse_args(argv)
-    frames = args.frames or (8 if args.set == "eval" else 64)
+    frames = args.frames or {"eval": 8, "test": 1, "train": 64}[args.set]
     with ProcessPoolExecutor(args.workers) as pool:
-        if args.set == "eval":
-            _run(pool, [(calibrate, args.out, name) for name in CONDITIONS])
-            _run(pool, [(simulate_frame, args.out, "eval", name, seed) for i, name in enumerate(CONDITIONS)
-                        for seed in frame_seeds("eval", i, frames)])
+        if args.set != "train":
+            chosen = [name for name in CONDITIONS if args.condition is None or name in args.condition]
+            _run(pool, [(calibrate, args.out, name) for name in chosen])
+            _run(pool, [(simulate_frame, args.out, args.set, name, seed) for i, name in enumerate(CONDITIONS)
+                        if name in chosen for seed in frame_seeds(args.set, i, frames)])
         else:
             from psf_bank import synthesise_set
             synthesise_set(pool, args.out, frames)
