@@ -172,7 +172,7 @@ def test_envelope_point_reflector_neither_sets_the_scale_nor_is_lost(tiny_model,
     marked[10, 10] = 100.0 * plain.max()  # a wire target 40 dB above the brightest speckle
     out_plain = denoise(plain, model=tiny_model, device="cpu", domain="envelope")
     out_marked = denoise(marked, model=tiny_model, device="cpu", domain="envelope")
-    assert out_marked[10, 10] == marked[10, 10]
+    assert out_marked[10, 10] > 0.95 * marked[10, 10]  # still 40 dB above the speckle
     far = (slice(40, None), slice(40, None))
     assert np.abs(out_marked[far] - out_plain[far]).mean() < 0.02 * plain.std()
 

@@ -13,8 +13,9 @@ the black outside a sector, and annotations (small bright islands on that black:
 toolbars, markers) keep their input values and are left out of the brightness match.
 Envelope data are scaled per frame from their minimum to their 99.9th percentile
 (speckle2self.frames.normalise); B-mode frames are scaled so that the 90th percentile of their image
-region sits where that of speckle sits in training (BMODE_SCALE_LEVEL); pixels above the scale and
-saturated (pure white) pixels keep their input values.
+region sits where that of speckle sits in training (BMODE_SCALE_LEVEL); strong reflectors above the
+scale keep their brightness (inference.REFLECTOR_HEADROOM) and saturated (pure white) pixels their
+input values.
 """
 from __future__ import annotations
 
@@ -72,8 +73,7 @@ lands at 0.58, where the 90th percentile of fully developed (Rayleigh) speckle l
 envelope scaling the network was trained with (minimum..99.9th percentile). A frame's maximum or
 99.5th percentile would let burned-in text, saturated reflectors or a few bright specular echoes
 set the scale: on pydicom's echo cine, whose tissue is 30 dB below its brightest echoes, the
-tissue then reached the network as near-black and came back as a flat grey haze. Pixels above the
-scale keep their input values."""
+tissue then reached the network as near-black and came back as a flat grey haze."""
 
 
 MIN_REGION_FRACTION = 0.1

@@ -70,15 +70,22 @@ class _Mapping:
 
     def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
         values = denormalise(y, saved["lo"], saved["hi"])
-        above = saved["input"] > saved["hi"]  # reflectors above the scale are kept as they were
+        values += np.maximum(saved["input"] - REFLECTOR_HEADROOM * saved["hi"], 0.0)
         if self.domain == "envelope":
-            values[above] = saved["input"][above]
             return values
         grey = saved["grey"]
         out = restore_brightness(envelope_to_bmode(values, self.dynamic_range_db), grey, saved["image"])
-        kept = above | (grey >= 1.0) | (grey.max(axis=(1, 2), keepdims=True) == grey.min(axis=(1, 2), keepdims=True))
-        out[kept] = grey[kept]  # also white text and blank frames
+        kept = (grey >= 1.0) | (grey.max(axis=(1, 2), keepdims=True) == grey.min(axis=(1, 2), keepdims=True))
+        out[kept] = grey[kept]  # white text, saturated echoes and blank frames
         return out * (self.grey_hi - self.grey_lo) + self.grey_lo
+
+
+REFLECTOR_HEADROOM = 4.0
+"""The network sees values above its scale clipped to it. Where the input exceeds the scale more
+than this many times (12 dB: a wire, a specular wall, a calcification), the excess is added back,
+so strong reflectors stay as bright as they were; bright speckle grains just above the scale are
+smoothed like the rest. (Keeping every pixel above the scale left the grains of a real cardiac
+wall untouched: speckle SNR 3.9 -> 4.3 on pydicom's echo cine, against 7.7 with this headroom.)"""
 
 
 def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = None, device: str = "auto",
