@@ -6,8 +6,9 @@ axial pulse and a Gaussian lateral beam), and the envelope taken as the magnitud
 (analytic) echo. The grain is therefore spatially correlated, anisotropic (finer axially than
 laterally) and tissue-dependent, unlike independent per-pixel noise.
 
-This is the engine's own small simulator for tests, the bundled sample and the starter model; the
-benchmark issue brings a full acoustic simulator for evaluation.
+This is the engine's own small, dependency-free simulator for tests and the bundled demo sample.
+The default model is trained and benchmarked on PyMUST field simulations instead (Testing/simulation),
+so these phantoms are also a check that it carries over to a speckle model it never saw.
 """
 from __future__ import annotations
 
