@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     methods = {k: METHODS[k] for k in args.methods.split(",") if k}
     data = load_set(args.data, args.frames)
     model = get_model(args.model)
+    speckle2self_method(model, False)(np.random.default_rng(0).random((256, 256), dtype=np.float32))  # warm-up
     print(f"model {model.path.name} sha256 {model.sha256[:12]}…; {args.frames} frames of 256² per condition")
     report: dict = {"model": model.path.name, "sha256": model.sha256, "frames": args.frames, "tables": {}}
     for domain in args.domains.split(","):
