@@ -14,7 +14,7 @@ from .errors import InputError
 from .io import FrameCache, LazyVolume
 from .loss_log import plot_png, write_csv
 from .losses import LossWeights
-from .model_file import bundled_model_path, export_model, load_model
+from .model_file import LoadedModel, bundled_model_path, export_model, load_model
 from .network import Architecture
 from .pipeline import expand_inputs
 from .training import StepReport, TrainConfig, train
@@ -76,7 +76,7 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     return _write_outputs(result, frames, output, ckpt)
 
 
-def parent_loss_weights(parent) -> LossWeights:
+def parent_loss_weights(parent: LoadedModel | None) -> LossWeights:
     """Fine-tuning keeps the loss weights its parent model was trained with (they set how strongly
     it smooths); a model from scratch, or a parent whose card has none, gets the defaults."""
     saved = (parent.card.get("training", {}).get("config", {}).get("weights") if parent is not None else None)

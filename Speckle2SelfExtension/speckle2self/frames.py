@@ -57,7 +57,8 @@ def normalise(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     Low is the minimum, high the ENVELOPE_SCALE_PERCENTILE-th percentile (the maximum where that
     percentile equals the minimum); values above high are clipped to 1 (denoise adds back the excess
-    of strong reflectors, see inference.REFLECTOR_HEADROOM). A constant frame (a blank frame in a cine) maps to zeros; denormalise restores it.
+    of strong reflectors, see inference.REFLECTOR_HEADROOM). A constant frame (a blank frame in a
+    cine) maps to zeros; denormalise restores it.
     """
     x = frames.astype(np.float32, copy=True)
     lo = x.min(axis=(1, 2), keepdims=True)

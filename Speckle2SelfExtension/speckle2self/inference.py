@@ -46,6 +46,14 @@ def default_batch_size(device: torch.device, rows: int, cols: int) -> int:
     return int(max(1, min(64, (16 * 2 ** 20) // (rows * cols))))
 
 
+REFLECTOR_HEADROOM = 4.0
+"""The network sees values above its scale clipped to it. Where the input exceeds the scale more
+than this many times (12 dB: a wire, a specular wall, a calcification), the excess is added back,
+so strong reflectors stay as bright as they were; bright speckle grains just above the scale are
+smoothed like the rest. (Keeping every pixel above the scale left the grains of a real cardiac
+wall untouched: speckle SNR 3.9 -> 4.3 on pydicom's echo cine, against 7.7 with this headroom.)"""
+
+
 @dataclass
 class _Mapping:
     """How one input's values go into the network and come back."""
@@ -80,14 +88,6 @@ class _Mapping:
         return out * (self.grey_hi - self.grey_lo) + self.grey_lo
 
 
-REFLECTOR_HEADROOM = 4.0
-"""The network sees values above its scale clipped to it. Where the input exceeds the scale more
-than this many times (12 dB: a wire, a specular wall, a calcification), the excess is added back,
-so strong reflectors stay as bright as they were; bright speckle grains just above the scale are
-smoothed like the rest. (Keeping every pixel above the scale left the grains of a real cardiac
-wall untouched: speckle SNR 3.9 -> 4.3 on pydicom's echo cine, against 7.7 with this headroom.)"""
-
-
 def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = None, device: str = "auto",
             batch_size: int | None = None, domain: str = "auto", progress: ProgressCallback | None = None,
             should_stop: Callable[[], bool] | None = None, *, precision: str = "auto",
@@ -95,8 +95,8 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
             out: np.ndarray | None = None) -> np.ndarray:
     """Denoise a 2-D frame or a (frames, rows, cols) stack; same shape and dtype back.
 
-    Values come back in the input's range (envelope: each frame's own min..99.9th percentile, brighter pixels kept as they were; B-mode: the grey
-    range, mapped as documented in speckle2self.domains). Frames are processed a batch at a time
+    Values come back in the input's range (envelope: each frame's own; B-mode: the grey range,
+    mapped as documented in speckle2self.domains). Frames are processed a batch at a time
     and written into the output, so peak memory stays near input + output + one batch; a
     np.memmap input is read a batch at a time. `should_stop()` is checked before every batch and
     raises Cancelled. The input is never modified. `out` may supply the output array (e.g. a
