@@ -88,7 +88,7 @@ def test_generate_writes_frames_once_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(generate, "CONDITIONS", {"small": SMALL})
     monkeypatch.setattr(generate, "_scanners", {})
     generate.main(["--set", "eval", "--out", str(tmp_path), "--frames", "1", "--workers", "1"])
-    path = generate.condition_dir(tmp_path, "eval", "small") / f"frame_{generate.frame_seeds('eval', 0, 1)[0]}.npz"
+    path = generate.frame_path(tmp_path, "eval", "small", generate.frame_seeds("eval", 0, 1)[0])
     with np.load(path) as f:
         assert f["envelope"].shape == (64, 64) and f["envelope"].dtype == np.float32
         assert f["bmode"].dtype == np.uint8 and f["echogenicity"].shape == (64, 64)

@@ -46,8 +46,8 @@ def load_set(data: Path, frames: int) -> dict[str, list[dict]]:
     generate.main(["--set", "eval", "--out", str(data), "--frames", str(frames)])
     out = {}
     for i, name in enumerate(generate.CONDITIONS):
-        folder = generate.condition_dir(data, "eval", name)
-        out[name] = [dict(np.load(folder / f"frame_{seed}.npz")) for seed in generate.frame_seeds("eval", i, frames)]
+        out[name] = [dict(np.load(generate.frame_path(data, "eval", name, seed)))
+                     for seed in generate.frame_seeds("eval", i, frames)]
     return out
 
 
@@ -67,8 +67,9 @@ def regions(echo: np.ndarray):
     return lesion, tissue, patch
 
 
-def figures(clean: np.ndarray, out: np.ndarray, echo: np.ndarray, bmode: bool) -> dict[str, float]:
-    lesion, tissue, patch = regions(echo)
+def figures(clean: np.ndarray, out: np.ndarray, areas: tuple, bmode: bool) -> dict[str, float]:
+    """Every figure of one output; `areas` is regions() of the frame's clean map."""
+    lesion, tissue, patch = areas
     ref, test = clip_extremes(clean), clip_extremes(out)
     f = {"PSNR": psnr(ref, test), "SSIM": ssim(ref, test)}
     if patch is not None:
@@ -106,12 +107,13 @@ def run_condition(frames: list[dict], bmode: bool, model, methods: dict) -> tupl
     s2s = speckle2self_method(model, bmode)
     for frame in frames:
         clean, x, x_s2s = inputs(frame, bmode)
+        areas = regions(frame["echogenicity"])
         shown.setdefault("clean", clean)
         for name, method in {"noisy": lambda v: v, **methods, "Speckle2Self": None}.items():
             start = time.perf_counter()
             out = np.asarray(s2s(x_s2s) if method is None else method(x), dtype=np.float64)
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-            scores.setdefault(name, []).append(figures(clean, out, frame["echogenicity"], bmode))
+            scores.setdefault(name, []).append(figures(clean, out, areas, bmode))
             shown.setdefault(name, out)
     mean = {n: {k: float(np.mean(vals)) for k in KEYS if (vals := [s[k] for s in v if k in s])}
             for n, v in scores.items()}

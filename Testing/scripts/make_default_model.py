@@ -32,9 +32,8 @@ def training_frames(data: Path, frames: int) -> tuple[list[np.ndarray], str]:
     generate.main(["--set", "train", "--out", str(data), "--frames", str(frames)])
     stack = []
     for i, name in enumerate(TRAIN_CONDITIONS):
-        folder = generate.condition_dir(data, "train", name)
         for seed in generate.frame_seeds("train", i, frames):
-            with np.load(folder / f"frame_{seed}.npz") as f:
+            with np.load(generate.frame_path(data, "train", name, seed)) as f:
                 stack.append(f["envelope"])  # the noisy envelope only; "echogenicity" is never read
     description = (f"{len(stack)} field-simulated envelope frames of 256² (PyMUST point-spread functions, "
                    f"Testing/simulation, seeds {generate.SEED_BASE['train']}+): "

@@ -48,6 +48,10 @@ def frame_seeds(set_name: str, index: int, frames: int) -> list[int]:
     return [SEED_BASE[set_name] + 1000 * index + i for i in range(frames)]
 
 
+def frame_path(out: Path, set_name: str, name: str, seed: int) -> Path:
+    return condition_dir(out, set_name, name) / f"frame_{seed}.npz"
+
+
 _scanners: dict[str, Scanner] = {}
 
 
@@ -68,7 +72,7 @@ def calibrate(out: Path, name: str) -> Path:
 
 def simulate_frame(out: Path, set_name: str, name: str, seed: int) -> str:
     """One full `simus` frame of a new anatomy."""
-    path = condition_dir(out, set_name, name) / f"frame_{seed}.npz"
+    path = frame_path(out, set_name, name, seed)
     if path.exists():
         return f"kept {path}"
     started = time.monotonic()

@@ -38,8 +38,6 @@ TRAIN_CONDITIONS = {
 @dataclass
 class Bank:
     condition: Condition
-    rows: np.ndarray
-    cols: np.ndarray
     spectra: np.ndarray
     """FFTs (FFT_SIZE²) of the kernels, one per (depth, lateral) grid point."""
     weights: np.ndarray
@@ -71,7 +69,7 @@ def build_bank(condition: Condition) -> Bank:
     weights = tent_weights(rows + extra, cols + extra, condition.size + 2 * extra)
     power_spectra = np.fft.fft2(np.fft.ifftshift(_pad(np.abs(kernels) ** 2), axes=(1, 2)), axes=(1, 2))
     power = _convolve_sum(weights, power_spectra, condition.size, extra).real
-    return Bank(condition, rows, cols, spectra, weights, power)
+    return Bank(condition, spectra, weights, power)
 
 
 def _extra(condition: Condition) -> int:
@@ -158,9 +156,9 @@ def _binned(cond: Condition, x: np.ndarray, z: np.ndarray, rc: np.ndarray):
 
 
 def _train_frames(out: Path, name: str, seeds: list[int]) -> str:
-    from generate import condition_dir, write_frame
+    from generate import frame_path, write_frame
     started = time.monotonic()
-    missing = [s for s in seeds if not (condition_dir(out, "train", name) / f"frame_{s}.npz").exists()]
+    missing = [s for s in seeds if not frame_path(out, "train", name, s).exists()]
     if not missing:
         return f"{name}: all {len(seeds)} frames already there"
     bank = build_bank(TRAIN_CONDITIONS[name])
@@ -169,16 +167,15 @@ def _train_frames(out: Path, name: str, seeds: list[int]) -> str:
         anatomy = random_anatomy(rng)
         density = float(rng.choice([0.5, 1.0, 2.0]))
         envelope = synthesise(bank, anatomy, rng, density)
-        write_frame(condition_dir(out, "train", name) / f"frame_{seed}.npz", envelope,
+        write_frame(frame_path(out, "train", name, seed), envelope,
                     clean_map(bank.condition, anatomy), bank.condition.pixel_mm, seed)
     return f"{name}: {len(missing)} frames in {time.monotonic() - started:.0f} s"
 
 
 def synthesise_set(pool, out: Path, frames: int) -> None:
     """Training frames for every training condition, one worker per condition."""
-    from generate import SEED_BASE
-    jobs = [pool.submit(_train_frames, out, name,
-                        [SEED_BASE["train"] + 1000 * i + f for f in range(frames)])
+    from generate import frame_seeds
+    jobs = [pool.submit(_train_frames, out, name, frame_seeds("train", i, frames))
             for i, name in enumerate(TRAIN_CONDITIONS)]
     for job in jobs:
         print(job.result(), flush=True)
