@@ -186,4 +186,5 @@ def test_finetuning_keeps_the_parent_models_loss_weights(study, tmp_path):
     outcome = finetune_files([study], tmp_path / "child.pt", init=tmp_path / "parent.pt", steps=2, val_fraction=0,
                              **FAST)
     child = load_model(outcome.model_path)
-    assert child.card["training"]["config"]["weights"] == {"reconstruction": 1.0, "consistency": 0.7}
+    assert child.card["training"]["config"]["weights"] == {"reconstruction": 1.0, "consistency": 0.7,
+                                                           "local_mean": 0.0, "local_mean_sigma": 4.0}

@@ -18,6 +18,7 @@ from .model_file import LoadedModel, bundled_model_path, export_model, load_mode
 from .network import Architecture
 from .pipeline import expand_inputs
 from .training import StepReport, TrainConfig, train
+from .log_mapping import DEFAULT_GRAIN_PX
 from .training_data import TrainingFrames
 
 
@@ -61,10 +62,11 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     if parent is not None and output.exists() and output.resolve() == parent.resolve():
         raise InputError(f"{output} is the model being fine-tuned; write the result to a new file")
     parent = load_model(parent) if parent is not None else None
-    frames = _study_frames(data, crop, domain, cache_bytes)
+    network_input = parent_network_input(parent)
+    frames = _study_frames(data, crop, domain, cache_bytes, network_input)
     train_frames, val_frames = frames.split(val_fraction, seed)
     config = TrainConfig(steps=steps, batch_size=batch_size, crop=crop, seed=seed, domain=domain,
-                         weights=parent_loss_weights(parent),
+                         weights=parent_loss_weights(parent), network_input=network_input,
                          lr=lr if lr is not None else (1e-3 if parent is None else 2e-4), lr_schedule="cosine",
                          val_every=val_every, patience=patience, checkpoint_every=checkpoint_every)
     arch = Architecture.preset(scratch_preset) if scratch_preset else None
@@ -81,6 +83,15 @@ def parent_loss_weights(parent: LoadedModel | None) -> LossWeights:
     it smooths); a model from scratch, or a parent whose card has none, gets the defaults."""
     saved = (parent.card.get("training", {}).get("config", {}).get("weights") if parent is not None else None)
     return LossWeights(**saved) if isinstance(saved, dict) else LossWeights()
+
+
+def parent_network_input(parent: LoadedModel | None) -> dict:
+    """A log-domain parent's input description (its grain), which the fine-tuned model keeps; a new
+    model from scratch is log-domain at the default model's grain."""
+    card_input = parent.card.get("input", {}) if parent is not None else {"domain": "log", "grain_px": list(DEFAULT_GRAIN_PX)}
+    if card_input.get("domain") == "log":
+        return {"domain": "log", "grain_px": list(card_input.get("grain_px", list(DEFAULT_GRAIN_PX)))}
+    return {"domain": "envelope"}
 
 
 def _write_outputs(result, frames: TrainingFrames, output: Path, ckpt: Path) -> FinetuneOutcome:
@@ -101,8 +112,9 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _study_frames(data: Sequence[str | os.PathLike], crop: int, domain: str, cache_bytes: int) -> TrainingFrames:
+def _study_frames(data: Sequence[str | os.PathLike], crop: int, domain: str, cache_bytes: int,
+                  network_input: dict) -> TrainingFrames:
     files = expand_inputs(data)
     cache = FrameCache(cache_bytes)
     return TrainingFrames([LazyVolume(src, cache) for src, _ in files], crop, domain,
-                          names=[str(rel) for _, rel in files])
+                          names=[str(rel) for _, rel in files], network_input=network_input)

@@ -13,6 +13,7 @@ from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_scale, bmode_to_envelope, 
                       grey_range, image_region, resolve_domain, restore_brightness)
 from .errors import Cancelled, InputError
 from .frames import as_frame_stack, cast_like, denormalise, normalise
+from .log_mapping import LOG_DOMAIN, LogMapping
 from .model_file import LoadedModel, load_model
 from .runner import ModelRunner
 
@@ -63,7 +64,7 @@ class _Mapping:
     grey_lo: float = 0.0
     grey_hi: float = 1.0
 
-    def to_network(self, chunk: np.ndarray) -> tuple[np.ndarray, dict]:
+    def to_network(self, chunk: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         """The network's [0, 1] input, and what from_network needs to map its output back."""
         x = chunk.astype(np.float32)
         if self.domain == "bmode":
@@ -72,9 +73,12 @@ class _Mapping:
             image = image_region(grey)
             lo, hi = bmode_scale(x, grey, image)
             return np.clip((x - lo) / (hi - lo), 0.0, 1.0), {"lo": lo, "hi": hi, "input": x, "grey": grey,
-                                                               "image": image}
+                                                               "image": image, "keep": keep}
         norm, lo, hi = normalise(x)
-        return norm, {"lo": lo, "hi": hi, "input": x}
+        return norm, {"lo": lo, "hi": hi, "input": x, "keep": keep}
+
+    def unchanged(self, saved: dict) -> np.ndarray | None:
+        return saved.get("keep")
 
     def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
         values = denormalise(y, saved["lo"], saved["hi"])
@@ -92,7 +96,8 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
             batch_size: int | None = None, domain: str = "auto", progress: ProgressCallback | None = None,
             should_stop: Callable[[], bool] | None = None, *, precision: str = "auto",
             tile_size: int | None = None, dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB,
-            out: np.ndarray | None = None) -> np.ndarray:
+            out: np.ndarray | None = None, region: np.ndarray | None = None,
+            keep: np.ndarray | None = None, grain_px: tuple[float, float] | None = None) -> np.ndarray:
     """Denoise a 2-D frame or a (frames, rows, cols) stack; same shape and dtype back.
 
     Values come back in the input's range (envelope: each frame's own; B-mode: the grey range,
@@ -100,11 +105,17 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
     and written into the output, so peak memory stays near input + output + one batch; a
     np.memmap input is read a batch at a time. `should_stop()` is checked before every batch and
     raises Cancelled. The input is never modified. `out` may supply the output array (e.g. a
-    memory map) of the same shape and dtype.
+    memory map) of the same shape and dtype. `region` (rows × cols, bool) bounds the part of a
+    B-mode image that is denoised (e.g. a DICOM file's ultrasound regions); pixels outside the scan
+    region come back bit for bit. `keep` (frames × rows × cols or rows × cols, bool) marks pixels
+    that come back unchanged and that the network does not see (colour Doppler, markers), so they do
+    not bleed into the tissue around them. `grain_px` (axial, lateral speckle half widths in pixels)
+    overrides the grain measured from the data (log-domain models only).
     """
     stack, single = as_frame_stack(frames)
-    mapping = _mapping_for(stack, domain, dynamic_range_db)
-    runner = ModelRunner(get_model(model), device, precision, tile_size)
+    loaded = get_model(model)
+    mapping = _mapping_for(stack, domain, dynamic_range_db, loaded, region, grain_px)
+    runner = ModelRunner(loaded, device, precision, tile_size)
     n, rows, cols = stack.shape
     bs = int(batch_size) if batch_size else default_batch_size(runner.device, rows, cols)
     if bs < 1:
@@ -115,22 +126,42 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
         if should_stop is not None and should_stop():
             raise Cancelled(f"denoising stopped by request after {done} of {n} frames")
         chunk = stack[done:done + bs]
-        norm, saved = mapping.to_network(chunk)
-        result[done:done + len(chunk)] = cast_like(mapping.from_network(runner.run(norm), saved), stack.dtype)
+        norm, saved = mapping.to_network(chunk, _keep_for(keep, stack.shape, done, len(chunk)))
+        target = result[done:done + len(chunk)]
+        target[...] = cast_like(mapping.from_network(runner.run(norm), saved), stack.dtype)
+        unchanged = mapping.unchanged(saved)
+        if unchanged is not None:
+            np.copyto(target, chunk, where=unchanged)
         done += len(chunk)
         if progress is not None:
             progress(done, n)
     return result[0] if single else result
 
 
-def _mapping_for(stack: np.ndarray, domain: str, dynamic_range_db: float) -> _Mapping:
+def _mapping_for(stack: np.ndarray, domain: str, dynamic_range_db: float, model: LoadedModel,
+                 region: np.ndarray | None, grain_px: tuple[float, float] | None) -> _Mapping | LogMapping:
     chosen = resolve_domain(domain, stack)
     if not dynamic_range_db > 0:
         raise InputError(f"dynamic_range_db must be positive, got {dynamic_range_db}")
+    card_input = model.card.get("input", {})
+    if card_input.get("domain") == LOG_DOMAIN:
+        grey = grey_range(stack) if chosen == "bmode" else (0.0, 1.0)
+        return LogMapping(stack, chosen, card_input, dynamic_range_db, grey, region, grain_px)
     if chosen == "bmode":
         lo, hi = grey_range(stack)
         return _Mapping("bmode", dynamic_range_db, lo, hi)
     return _Mapping("envelope", dynamic_range_db)
+
+
+def _keep_for(keep: np.ndarray | None, shape: tuple, start: int, count: int) -> np.ndarray | None:
+    if keep is None:
+        return None
+    keep = np.asarray(keep, dtype=bool)
+    if keep.shape == tuple(shape[1:]):
+        return np.broadcast_to(keep, (count,) + keep.shape)
+    if keep.shape != tuple(shape):
+        raise InputError(f"keep has shape {keep.shape}; expected {tuple(shape)} or {tuple(shape[1:])}")
+    return keep[start:start + count]
 
 
 def _output_array(out: np.ndarray | None, stack: np.ndarray) -> np.ndarray:

@@ -84,8 +84,14 @@ def _engine_version() -> str:
     return __version__
 
 
-def make_card(arch: Architecture, training: dict, domain: str = "envelope") -> dict:
-    """The model card: what the model is, what it expects, and how it was made."""
+def make_card(arch: Architecture, training: dict, domain: str = "envelope", network_input: dict | None = None) -> dict:
+    """The model card: what the model is, what it expects, and how it was made.
+
+    `network_input` (from TrainConfig.network_input) describes a log-domain model's input:
+    {"domain": "log", "grain_px": [axial, lateral]} (see speckle2self.log_mapping).
+    """
+    if network_input is not None and network_input.get("domain") == "log":
+        return _log_card(arch, training, network_input)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -101,6 +107,19 @@ def make_card(arch: Architecture, training: dict, domain: str = "envelope") -> d
         "created": now_iso(),
         "software": {"speckle2self": _engine_version(), "torch": torch.__version__},
     }
+
+
+def _log_card(arch: Architecture, training: dict, network_input: dict) -> dict:
+    card = make_card(arch, training)
+    card["input"] = {
+        "domain": "log",
+        "grain_px": [float(v) for v in network_input.get("grain_px", (1.0, 1.0))],
+        "normalisation": "log-compressed grey levels in [0, 1] (B-mode as it is; envelope compressed over "
+                         "60 dB, 0 dB at 6 dB above the 99th percentile), resampled to the model's speckle grain",
+        "layout": card["input"]["layout"],
+        "output": card["input"]["output"],
+    }
+    return card
 
 
 def export_model(denoiser: Denoiser, card: dict, path: str | os.PathLike) -> str:

@@ -108,12 +108,18 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
         if len(groups) != 1:
             raise InputError(f"{item} holds {len(groups)} DICOM series; write to a folder (-o FOLDER) instead")
         image = read_dicom_series(next(iter(groups.values())))
-        result = denoise(image.volume.frames, **options)
+        result = denoise(image.volume.frames, **options, **dicom_hints(image))
         write_volume(output, image.volume.with_frames(result))
     except (Speckle2SelfError, OSError) as exc:
         return FileReport(item, None, False, str(exc))
     return FileReport(item, output, True, frames=len(result), seconds=time.monotonic() - start,
                       notes=list(image.volume.notes) + image.warnings)
+
+
+def dicom_hints(image) -> dict:
+    """What a DICOM file tells denoise(): where its ultrasound image is, and which pixels carry
+    colour (Doppler, coloured markers), which are kept and hidden from the network."""
+    return {"region": image.region, "keep": image.colour_mask}
 
 
 def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, device: str = "auto",
@@ -135,7 +141,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     dicom = read_dicom(src) if is_dicom(src) else None
     volume = dicom.volume if dicom is not None else read_volume(src)
     result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
-                     progress=progress, should_stop=should_stop)
+                     progress=progress, should_stop=should_stop, **(dicom_hints(dicom) if dicom is not None else {}))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dicom is not None and not is_supported(dst):
         series_uids = {} if series_uids is None else series_uids

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -50,6 +50,9 @@ class TrainConfig:
     lr_schedule: str = "constant"
     """'constant', or 'cosine': decay from lr to lr × min_lr_ratio over the run."""
     min_lr_ratio: float = 0.1
+    network_input: dict = field(default_factory=lambda: {"domain": "envelope"})
+    """What the network takes: {"domain": "envelope"}, or {"domain": "log", "grain_px": [a, l]} for a
+    log-domain model (speckle2self.log_mapping). Fine-tuning takes its parent's."""
     val_every: int = 50
     patience: int = 0
     """Early stopping: stop after this many validations without improvement (0 = never)."""
@@ -118,7 +121,7 @@ class TrainResult:
             "config": self.config.to_dict(),
             "parent_sha256": self.parent_sha256,
             "clean_references_used": False,
-        })
+        }, network_input=self.config.network_input)
 
 
 def train(frames: Sequence[np.ndarray] | TrainingFrames, config: TrainConfig = TrainConfig(),
@@ -142,8 +145,11 @@ def train(frames: Sequence[np.ndarray] | TrainingFrames, config: TrainConfig = T
     state = _load_checkpoint(resume) if resume is not None else None
     if state is not None:
         config = _resumed_config(state, config)
-    data = frames if isinstance(frames, TrainingFrames) else TrainingFrames(frames, config.crop, config.domain)
-    net, parent = _build_net(arch, init, state, config.seed)
+    net, parent, parent_input = _build_net(arch, init, state, config.seed)
+    if parent_input is not None:
+        config = replace(config, network_input=parent_input)
+    data = frames if isinstance(frames, TrainingFrames) else TrainingFrames(frames, config.crop, config.domain,
+                                                                            network_input=config.network_input)
     trainer = _Trainer(net.to(dev), data, validation, config, dev, ctx, parent)
     if state is not None:
         trainer.restore(state)
@@ -255,11 +261,13 @@ def _resumed_config(state: dict, requested: TrainConfig | None) -> TrainConfig:
     return TrainConfig.from_dict({**saved.to_dict(), "steps": steps})
 
 
-def _build_net(arch: Architecture | None, init, state: dict | None, seed: int) -> tuple[Speckle2SelfNet, str | None]:
+def _build_net(arch: Architecture | None, init, state: dict | None,
+               seed: int) -> tuple[Speckle2SelfNet, str | None, dict | None]:
+    """The network, its parent's checksum, and the parent's input description (fine-tuning keeps it)."""
     if state is not None:
         net = Speckle2SelfNet(Architecture.from_dict(state["architecture"]))
         net.load_state_dict(state["model"])
-        return net, state.get("parent_sha256")
+        return net, state.get("parent_sha256"), None
     loaded = load_model(init) if isinstance(init, (str, Path)) else init
     if loaded is not None:
         arch = loaded.architecture
@@ -268,15 +276,16 @@ def _build_net(arch: Architecture | None, init, state: dict | None, seed: int) -
         net = Speckle2SelfNet(arch or Architecture())
     if loaded is not None:
         net.load_denoiser_weights(loaded.module.state_dict())
-        return net, loaded.sha256
-    return net, None
+        card_input = loaded.card.get("input", {})
+        return net, loaded.sha256, (dict(card_input) if card_input.get("domain") == "log" else None)
+    return net, None, None
 
 
 def _weights_at(config: TrainConfig, step: int) -> LossWeights:
     if config.consistency_warmup <= 0 or step >= config.consistency_warmup:
         return config.weights
     ramp = step / config.consistency_warmup
-    return LossWeights(config.weights.reconstruction, config.weights.consistency * ramp)
+    return replace(config.weights, consistency=config.weights.consistency * ramp)
 
 
 def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, config: TrainConfig,

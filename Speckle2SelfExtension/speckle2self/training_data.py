@@ -20,7 +20,8 @@ from .frames import MIN_SIDE, as_frame_stack, normalise
 class TrainingFrames:
     """Index over every 2-D frame of `sources` ((rows, cols) or (frames, rows, cols) arrays, or LazyVolumes)."""
 
-    def __init__(self, sources: Sequence, crop: int, domain: str = "auto", names: Sequence[str] | None = None) -> None:
+    def __init__(self, sources: Sequence, crop: int, domain: str = "auto", names: Sequence[str] | None = None,
+                 network_input: dict | None = None) -> None:
         if len(sources) == 0:
             raise InputError("no training frames were given")
         self.names = list(names) if names is not None else [f"array {i}" for i in range(len(sources))]
@@ -34,6 +35,8 @@ class TrainingFrames:
             self.domains.append(resolve_domain(domain, stack))
             self.index.extend((i, f) for f in range(stack.shape[0]))
         self.crop = crop
+        self.network_input = network_input or {"domain": "envelope"}
+        self._log_maps: dict[int, object] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -64,10 +67,24 @@ class TrainingFrames:
         x = np.asarray(self.stacks[s][f], dtype=np.float32)
         if not np.isfinite(x).all():
             raise InputError(f"{self.names[s]}: frame {f} contains NaN or infinite values")
+        if self.network_input.get("domain") == "log":
+            return self._log_map(s).to_network(x[None])[0][0]
         if self.domains[s] == "bmode":
             lo, hi = self._grey_range(s)
             x = bmode_to_envelope((x - lo) / max(hi - lo, 1e-12))
         return normalise(x[None])[0][0]
+
+    def _log_map(self, s: int):
+        """Source s's mapping to a log-domain network: the same as inference uses (scan region, grain)."""
+        if s not in self._log_maps:
+            from .domains import DEFAULT_DYNAMIC_RANGE_DB
+            from .log_mapping import LogMapping
+            stack = self.stacks[s]
+            picks = np.unique(np.linspace(0, stack.shape[0] - 1, min(stack.shape[0], 8)).round().astype(int))
+            sample = np.stack([np.asarray(stack[int(i)], dtype=np.float32) for i in picks])
+            grey = self._grey_range(s) if self.domains[s] == "bmode" else (0.0, 1.0)
+            self._log_maps[s] = LogMapping(sample, self.domains[s], self.network_input, DEFAULT_DYNAMIC_RANGE_DB, grey)
+        return self._log_maps[s]
 
     def _grey_range(self, s: int) -> tuple[float, float]:
         if s not in self._ranges:
@@ -85,11 +102,17 @@ class TrainingFrames:
         """(batch, crop, crop) random crops of uniformly chosen frames."""
         out = np.empty((batch, self.crop, self.crop), dtype=np.float32)
         for b in range(batch):
-            frame = self.frame(int(rng.integers(len(self))))
+            frame = _at_least(self.frame(int(rng.integers(len(self)))), self.crop)
             r = int(rng.integers(frame.shape[0] - self.crop + 1))
             c = int(rng.integers(frame.shape[1] - self.crop + 1))
             out[b] = frame[r:r + self.crop, c:c + self.crop]
         return out
+
+
+def _at_least(frame: np.ndarray, side: int) -> np.ndarray:
+    """Reflect-pad a frame that resampling for the network made smaller than the crop."""
+    pad = [(0, max(0, side - n)) for n in frame.shape]
+    return np.pad(frame, pad, mode="reflect") if any(p[1] for p in pad) else frame
 
 
 def _checked_stack(source, name: str, crop: int):

@@ -4,8 +4,14 @@
 
 Makes the training set first if it is not there (Testing/simulation/generate.py --set train:
 PyMUST point-spread functions of five probe/frequency/depth conditions, 64 frames of 256² each,
-about 5 minutes on 2 cores), then trains on the noisy envelopes only (the clean maps in the same
+about 5 minutes on 2 cores), then trains on the noisy images only (the clean maps in the same
 files are never read) and exports TorchScript with its model card and SHA-256 file.
+
+The model is log-domain (speckle2self.log_mapping): each noisy envelope becomes 8-bit B-mode, as
+a scanner would display it, at a dynamic range drawn from 40-80 dB and a display reference drawn
+within ±6 dB, so the model meets the spread of clinical presets; training frames then go through
+the same mapping as inference (scan region, grain resampling to --grain pixels).
+A checkpoint is written every 200 steps (--checkpoint); running the same command again resumes it.
 """
 from __future__ import annotations
 
@@ -26,19 +32,48 @@ from speckle2self.network import PRESETS, Architecture  # noqa: E402
 from speckle2self.training import TrainConfig, train  # noqa: E402
 
 
-def training_frames(data: Path, frames: int) -> tuple[list[np.ndarray], str]:
+DYNAMIC_RANGES_DB = (40.0, 80.0)
+REFERENCE_SPREAD_DB = 6.0
+
+
+def displayed(envelope: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """8-bit B-mode of a noisy envelope at a random display dynamic range and reference level."""
+    from field import log_compress
+    dr = float(rng.uniform(*DYNAMIC_RANGES_DB))
+    ref = 2.0 * np.percentile(envelope, 99.0) * 10 ** (rng.uniform(-1, 1) * REFERENCE_SPREAD_DB / 20)
+    return log_compress(envelope, dynamic_range_db=dr, reference=ref)
+
+
+def training_frames(data: Path, frames: int, views: int, seed: int) -> tuple[list[np.ndarray], str]:
     import generate
     from psf_bank import TRAIN_CONDITIONS
     generate.main(["--set", "train", "--out", str(data), "--frames", str(frames)])
+    rng = np.random.default_rng(seed)
     stack = []
     for i, name in enumerate(TRAIN_CONDITIONS):
-        for seed in generate.frame_seeds("train", i, frames):
-            with np.load(generate.frame_path(data, "train", name, seed)) as f:
-                stack.append(f["envelope"])  # the noisy envelope only; "echogenicity" is never read
-    description = (f"{len(stack)} field-simulated envelope frames of 256² (PyMUST point-spread functions, "
-                   f"Testing/simulation, seeds {generate.SEED_BASE['train']}+): "
-                   + "; ".join(TRAIN_CONDITIONS) + ". Clean maps never used.")
+        for s in generate.frame_seeds("train", i, frames):
+            with np.load(generate.frame_path(data, "train", name, s)) as f:
+                envelope = f["envelope"]  # the noisy envelope only; "echogenicity" is never read
+            stack.extend(displayed(envelope, rng) for _ in range(views))
+    description = (f"{len(stack)} 8-bit B-mode frames of 256² ({views} display maps, {DYNAMIC_RANGES_DB[0]:.0f}-"
+                   f"{DYNAMIC_RANGES_DB[1]:.0f} dB, of each of {len(stack) // views} field-simulated envelopes: "
+                   f"PyMUST point-spread functions, Testing/simulation, seeds {generate.SEED_BASE['train']}+): "
+                   + "; ".join(TRAIN_CONDITIONS) + ". Clean maps never used; no real scans used.")
     return stack, description
+
+
+def export_checkpoint(checkpoint: Path, out: Path) -> None:
+    import torch
+    from speckle2self.model_file import make_card
+    from speckle2self.network import Speckle2SelfNet
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = Speckle2SelfNet(Architecture.from_dict(state["architecture"]))
+    net.load_state_dict(state["model"])
+    config = TrainConfig.from_dict(state["config"])
+    card = make_card(net.arch, {"data": f"checkpoint {checkpoint.name} at step {state['step']}",
+                                "steps": state["step"], "config": config.to_dict(), "clean_references_used": False},
+                     network_input=config.network_input)
+    print(f"wrote {out} (step {state['step']}) sha256 {export_model(net.eval().denoiser(), card, out)}")
 
 
 def main() -> None:
@@ -50,17 +85,29 @@ def main() -> None:
     ap.add_argument("--scales", default="0.25,0.5,1.0")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--consistency", type=float, default=1.0)
+    ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
+    ap.add_argument("--local-mean-sigma", type=float, default=4.0)
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--views", type=int, default=2, help="B-mode display maps per simulated envelope")
+    ap.add_argument("--grain", type=float, default=0.9, help="speckle half width (px) the model works at")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="resumable checkpoint (default: OUT.ckpt)")
+    ap.add_argument("--export-checkpoint", type=Path, default=None,
+                    help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
-    frames, description = training_frames(args.data, args.frames)
+    if args.export_checkpoint is not None:
+        export_checkpoint(args.export_checkpoint, args.out)
+        return
+    frames, description = training_frames(args.data, args.frames, args.views, args.seed)
     arch = Architecture(widths=PRESETS[args.preset], scales=tuple(float(s) for s in args.scales.split(",")))
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency), consistency_warmup=args.warmup,
-                         lr_schedule="cosine", domain="envelope")
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_sigma), consistency_warmup=args.warmup,
+                         lr_schedule="cosine", domain="bmode",
+                         network_input={"domain": "log", "grain_px": [args.grain, args.grain]})
+    checkpoint = args.checkpoint or args.out.with_name(args.out.name + ".ckpt")
     started = time.monotonic()
 
     def report(rep):
@@ -69,7 +116,8 @@ def main() -> None:
                   f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f} "
                   f"{rep.elapsed_s:.0f}s", flush=True)
 
-    result = train(frames, config, arch=arch, device="cpu", progress=report)
+    resume = checkpoint if checkpoint.exists() else None
+    result = train(frames, config, arch=arch, device="cpu", progress=report, checkpoint=checkpoint, resume=resume)
     card = result.card(description + " Testing/scripts/make_default_model.py")
     card["training"]["wall_time_s"] = round(time.monotonic() - started)
     card["training"]["command"] = "python Testing/scripts/make_default_model.py " + " ".join(sys.argv[1:])

@@ -28,6 +28,10 @@ class Anatomy:
     lines: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     """(u0, v0, u1, v1, thickness) bright specular segments."""
     points: list[tuple[float, float]] = field(default_factory=list)
+    texture: np.ndarray | None = None
+    """Optional (n, n) field in dB over [0, 1]², multiplied into the echogenicity: real tissue's
+    backscatter varies at every scale (fibres, lobules, vessels below the resolution), and a model
+    that only ever saw piecewise-constant maps flattens real tissue into blobs."""
 
     def echogenicity(self, u: np.ndarray, v: np.ndarray, aspect: float = 1.0) -> np.ndarray:
         """Mean backscattered power at normalised positions; `aspect` = field height / width."""
@@ -49,7 +53,33 @@ class Anatomy:
                 e[(r <= radius) & (np.hypot(u - centre_u, (v - centre_v) * aspect) < 0.45 * radius)] = plaque
         for u0, v0, u1, v1, thickness in self.lines:
             e[_distance_to_segment(u, v * aspect, u0, v0 * aspect, u1, v1 * aspect) < thickness / 2] = 12.0
+        if self.texture is not None:
+            e = e * 10 ** (_bilinear(self.texture, u, v) / 10)
         return e
+
+
+def _bilinear(grid: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    n = grid.shape[0] - 1
+    fu, fv = np.clip(u, 0, 1) * n, np.clip(v, 0, 1) * n
+    iu, iv = np.minimum(fu.astype(int), n - 1), np.minimum(fv.astype(int), n - 1)
+    du, dv = fu - iu, fv - iv
+    return ((1 - dv) * ((1 - du) * grid[iv, iu] + du * grid[iv, iu + 1])
+            + dv * ((1 - du) * grid[iv + 1, iu] + du * grid[iv + 1, iu + 1]))
+
+
+TEXTURE_GRID = 96
+TEXTURE_DB = (0.0, 4.0)
+TEXTURE_CORRELATION = (1.0, 6.0)
+
+
+def add_texture(anatomy: Anatomy, rng: np.random.Generator) -> Anatomy:
+    """The same anatomy with a random tissue texture: a smooth Gaussian field in dB, of random
+    strength (std 0-4 dB) and random, possibly anisotropic, correlation length (1-6 % of the field)."""
+    from scipy.ndimage import gaussian_filter
+    corr = rng.uniform(*TEXTURE_CORRELATION, size=2) * TEXTURE_GRID / 100
+    noise = gaussian_filter(rng.standard_normal((TEXTURE_GRID + 1, TEXTURE_GRID + 1)), corr, mode="wrap")
+    noise *= rng.uniform(*TEXTURE_DB) / max(float(noise.std()), 1e-12)
+    return Anatomy(anatomy.layers, anatomy.blobs, anatomy.vessels, anatomy.lines, anatomy.points, noise)
 
 
 def _distance_to_segment(u, v, u0, v0, u1, v1):

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from anatomy import random_anatomy
+from anatomy import add_texture, random_anatomy
 from field import MARGIN, SOUND_SPEED, Condition, Scanner, clean_map, scatterers
+
+TEXTURED = True
+"""Training frames carry a random tissue texture (anatomy.add_texture); its own seed stream, so the
+layouts and speckle of each seed are those of the untextured set."""
+TEXTURE_SEED_OFFSET = 7_000_000
 
 BANK_DEPTHS = 7
 BANK_LATERAL = 5
@@ -166,6 +171,8 @@ def _train_frames(out: Path, name: str, seeds: list[int]) -> str:
         rng = np.random.default_rng(seed)
         anatomy = random_anatomy(rng)
         density = float(rng.choice([0.5, 1.0, 2.0]))
+        if TEXTURED:
+            anatomy = add_texture(anatomy, np.random.default_rng(seed + TEXTURE_SEED_OFFSET))
         envelope = synthesise(bank, anatomy, rng, density)
         write_frame(frame_path(out, "train", name, seed), envelope,
                     clean_map(bank.condition, anatomy), bank.condition.pixel_mm, seed)

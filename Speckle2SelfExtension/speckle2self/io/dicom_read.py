@@ -33,6 +33,7 @@ class DicomImage:
     colour_mask: np.ndarray | None = None  # (frames, rows, cols) True where a pixel carries colour
     frame_time_ms: float | None = None
     warnings: list[str] = field(default_factory=list)
+    region: np.ndarray | None = None  # (rows, cols) True inside the file's 2-D tissue ultrasound regions
 
 
 def read_dicom(path: str | Path) -> DicomImage:
@@ -70,7 +71,33 @@ def read_dicom(path: str | Path) -> DicomImage:
     del header.PixelData
     volume = Volume(frames=np.ascontiguousarray(grey), spacing=(spacing[1], spacing[0], 1.0), single_frame=frames == 1,
                     notes=tuple(notes), source=path)
-    return DicomImage(volume, header, rgb, mask, frame_time(ds), spacing_warnings)
+    return DicomImage(volume, header, rgb, mask, frame_time(ds), spacing_warnings,
+                      ultrasound_regions(ds, grey.shape[-2], grey.shape[-1]))
+
+
+TISSUE_DATA_TYPE = 1
+SPATIAL_2D = 1
+
+
+def ultrasound_regions(ds, rows: int, cols: int) -> np.ndarray | None:
+    """Union of the 2-D tissue regions of the Sequence of Ultrasound Regions, or None.
+
+    Regions that do not fit the image (a header left over from another acquisition size: pydicom's
+    echo cine lists a 596×415 region on a 320×240 image) are not trusted, nor is a file without any.
+    """
+    mask = np.zeros((rows, cols), dtype=bool)
+    for item in ds.get("SequenceOfUltrasoundRegions", []):
+        if item.get("RegionSpatialFormat") != SPATIAL_2D or item.get("RegionDataType") != TISSUE_DATA_TYPE:
+            continue
+        try:
+            x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
+            x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        if not (0 <= x0 < x1 < cols and 0 <= y0 < y1 < rows):
+            return None
+        mask[y0:y1 + 1, x0:x1 + 1] = True
+    return mask if mask.any() else None
 
 
 def _sop_name(ds) -> str:

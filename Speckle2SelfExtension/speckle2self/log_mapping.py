@@ -1,0 +1,201 @@
+"""How an input reaches a log-domain model and comes back: grey levels, scan region, grain size.
+
+A log-domain model (card input domain "log") despeckles log-compressed grey levels in [0, 1], the
+form in which clinicians see ultrasound. In that domain speckle is close to additive and of one
+strength whatever the echo level, and a filter that keeps the local mean keeps the tissue's
+brightness and its contrast to dark regions in dB; averaging in the linear amplitude domain and
+compressing afterwards loses 4-5 dB of cyst contrast (the log-Rayleigh bias).
+
+- B-mode input goes in as its own grey levels (0..255 for 8-bit, else the whole input's range).
+  Only the scan region (speckle2self.scan_region) is denoised, every pixel of it; pixels outside
+  it come back bit for bit. Saturated pixels inside it (calipers, markers, white text drawn over
+  the image) keep their values and are replaced by the nearest tissue before the network sees the
+  frame, so they do not bleed into the tissue around them.
+- Envelope input is log-compressed per frame over `dynamic_range_db` (0 dB at 6 dB above the
+  frame's 99th percentile, as a scanner's display map puts it), denoised, expanded back, and
+  scaled so that each frame's mean amplitude is the input's.
+- Grain: the frame is resampled so that its speckle grain (speckle2self.grain) is the size the
+  model was trained at, denoised, and resampled back; a finer grain than the model's is left as
+  it is. `grain_px` overrides the measurement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .grain import grain_size
+from .scan_region import nearest_inside, sampled_frames, scan_region
+
+LOG_DOMAIN = "log"
+DEFAULT_GRAIN_PX = (0.9, 0.9)
+"""The speckle half width (pixels, speckle2self.grain) the default model works at: the finest of its
+field-simulated training conditions; real scans measure 0.9-1.3 px axially and 1.4-2.3 px laterally."""
+ENVELOPE_HEADROOM_DB = 6.0
+MIN_RESAMPLE = 0.25
+"""The most a frame is shrunk for the network (a grain four times the model's)."""
+NO_RESAMPLE_ABOVE = 0.9
+"""Factors closer to 1 than this are not worth a resampling blur: the frame goes in as it is."""
+MIN_NETWORK_SIDE = 16
+MAX_ANISOTROPY = 3.0
+"""Axial and lateral grain widths are each held within this factor of the other: a measured
+width beyond it comes from structure (a vessel wall, a Doppler box), not from speckle."""
+
+
+@dataclass(frozen=True)
+class Resampling:
+    """Per-axis factors from the frame's grid to the network's, and the network's frame size."""
+
+    factors: tuple[float, float]
+    size: tuple[int, int]
+
+    @property
+    def identity(self) -> bool:
+        return self.factors == (1.0, 1.0)
+
+
+def resampling_for(grain: tuple[float, float], target: tuple[float, float], shape: tuple[int, int]) -> Resampling:
+    """Shrink each axis so the measured grain becomes the model's; never enlarge."""
+    axial, lateral = (max(float(g), 1e-3) for g in grain)
+    axial, lateral = min(axial, MAX_ANISOTROPY * lateral), min(lateral, MAX_ANISOTROPY * axial)
+    factors = []
+    for measured, wanted, side in zip((axial, lateral), target, shape):
+        f = min(1.0, max(MIN_RESAMPLE, float(wanted) / measured, MIN_NETWORK_SIDE / side))
+        factors.append(1.0 if f >= NO_RESAMPLE_ABOVE else f)
+    size = tuple(max(MIN_NETWORK_SIDE, int(round(s * f))) if f < 1.0 else s for s, f in zip(shape, factors))
+    return Resampling((factors[0], factors[1]), (size[0], size[1]))
+
+
+def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) float32 resized to `size` (bilinear, antialiased when shrinking)."""
+    import torch
+    import torch.nn.functional as F
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
+    shrink = size[0] < frames.shape[-2] or size[1] < frames.shape[-1]
+    y = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return y[:, 0].numpy()
+
+
+LOCAL_MEAN_SIGMA = float(__import__("os").environ.get("S2S_LOCAL_MEAN_SIGMA", "3.0"))
+"""Speckle averages out over a few grains, so the mean grey level over a neighbourhood of several
+grains is an unbiased measure of the tissue there. The network's output keeps the input's mean over
+a Gaussian neighbourhood of this σ (in network pixels, i.e. about this many grains): the
+self-supervised consistency term otherwise shrinks every contrast towards the frame's mean, and
+cysts and lumens come out grey (measured: 14.5 -> 8.2 dB of cyst contrast on field simulations)."""
+
+
+def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """(N, H, W) float32 blurred with a separable Gaussian, edges reflected."""
+    import torch
+    import torch.nn.functional as F
+    if sigma <= 0:
+        return frames
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel = torch.from_numpy((taps / taps.sum()).astype(np.float32))
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
+    h, w = x.shape[-2:]
+    mode = "reflect" if radius < min(h, w) else "replicate"
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=mode), kernel.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode=mode), kernel.view(1, 1, -1, 1))
+    return x[:, 0].numpy()
+
+
+def keep_local_mean(denoised: np.ndarray, noisy: np.ndarray, sigma: float = LOCAL_MEAN_SIGMA) -> np.ndarray:
+    """The denoised frames with the noisy frames' local mean (over σ) put back."""
+    return denoised + gaussian_blur(noisy - denoised, sigma)
+
+
+def envelope_to_log(envelope: np.ndarray, dynamic_range_db: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame log compression to [0, 1]; returns the grey levels and each frame's 0 dB level."""
+    ref = np.percentile(envelope, 99.0, axis=(1, 2), keepdims=True) * 10 ** (ENVELOPE_HEADROOM_DB / 20)
+    ref = np.where(ref > 0, ref, np.maximum(envelope.max(axis=(1, 2), keepdims=True), 1e-30)).astype(np.float32)
+    floor = ref * 10 ** (-dynamic_range_db / 20)
+    grey = 1.0 + 20.0 * np.log10(np.maximum(envelope, floor) / ref) / dynamic_range_db
+    return np.clip(grey, 0.0, 1.0).astype(np.float32), ref
+
+
+def log_to_envelope(grey: np.ndarray, ref: np.ndarray, dynamic_range_db: float) -> np.ndarray:
+    return (ref * np.power(10.0, (grey - 1.0) * dynamic_range_db / 20.0)).astype(np.float32)
+
+
+class LogMapping:
+    """Prepared once per input (region, fill, grain); maps each chunk to the network and back."""
+
+    def __init__(self, stack: np.ndarray, domain: str, card_input: dict, dynamic_range_db: float,
+                 grey_range: tuple[float, float] = (0.0, 1.0), region: np.ndarray | None = None,
+                 grain_px: tuple[float, float] | None = None) -> None:
+        self.domain = domain
+        self.dynamic_range_db = float(dynamic_range_db)
+        self.lo, self.hi = grey_range
+        self.offset = 0.0
+        shape = tuple(stack.shape[1:])
+        if region is not None and tuple(np.shape(region)) != shape:
+            raise InputError(f"region has shape {np.shape(region)}; the frames are {shape[0]}×{shape[1]}")
+        sample = self._grey(np.asarray(stack[sampled_frames(stack.shape[0])], dtype=np.float32), prepare=True)[0]
+        bounds = None if region is None else np.asarray(region, dtype=bool)
+        if domain == "bmode":
+            self.region = scan_region(sample, bounds)
+        else:
+            self.region = np.ones(shape, dtype=bool) if bounds is None else bounds
+        self.fill = nearest_inside(self.region)
+        target = tuple(float(v) for v in card_input.get("grain_px", DEFAULT_GRAIN_PX))
+        measured = grain_px if grain_px is not None else grain_size(sample[:8], self.region)
+        self.grain = (float(measured[0]), float(measured[1]))
+        self.resampling = resampling_for(self.grain, target, shape)
+
+    def _grey(self, x: np.ndarray, prepare: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.domain == "bmode":
+            return (x - self.lo) / max(self.hi - self.lo, 1e-12), None
+        if prepare:
+            low = float(x.min())
+            self.offset = min(low, 0.0)
+        env = x - self.offset
+        return envelope_to_log(env, self.dynamic_range_db)
+
+    def to_network(self, chunk: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """The network's input (N, h, w) in [0, 1] and what from_network needs to map back.
+
+        `keep` marks pixels to return unchanged and to hide from the network (colour, markers).
+        """
+        x = np.asarray(chunk, dtype=np.float32)
+        grey, ref = self._grey(x)
+        grey = np.clip(grey, 0.0, 1.0)
+        kept = (grey >= 1.0) & self.region if self.domain == "bmode" else np.zeros(grey.shape, dtype=bool)
+        if keep is not None:
+            kept = kept | (keep & self.region)
+        filled = grey[:, self.fill[0], self.fill[1]]
+        for i in np.nonzero(kept.reshape(len(kept), -1).any(axis=1))[0]:
+            rows, cols = nearest_inside(self.region & ~kept[i])
+            filled[i] = grey[i][rows, cols]
+        net = resize(filled, self.resampling.size)
+        return net, {"grey": grey, "ref": ref, "kept": kept, "input": x, "network_input": net}
+
+    def unchanged(self, saved: dict) -> np.ndarray:
+        """(N, H, W) mask of the pixels that must come back exactly as they went in."""
+        return saved["kept"] | ~self.region
+
+    def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
+        """Network output back to the input's units, full size."""
+        y = keep_local_mean(np.asarray(y, dtype=np.float32), saved["network_input"])
+        out = resize(np.clip(y, 0.0, 1.0), self.region.shape)
+        grey, kept = saved["grey"], saved["kept"]
+        if self.domain == "bmode":
+            return self._bmode_back(out, grey, kept)
+        env = log_to_envelope(out, saved["ref"], self.dynamic_range_db)
+        source = saved["input"] - self.offset
+        gain = source.mean(axis=(1, 2), keepdims=True) / np.maximum(env.mean(axis=(1, 2), keepdims=True), 1e-30)
+        return env * gain + self.offset
+
+    def _bmode_back(self, out: np.ndarray, grey: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        result = grey.copy()
+        for i in range(len(out)):
+            tissue = self.region & ~kept[i]
+            if not tissue.any():
+                continue
+            shift = float(grey[i][tissue].mean() - out[i][tissue].mean())
+            result[i][tissue] = np.clip(out[i][tissue] + shift, 0.0, 1.0)
+        return result * (self.hi - self.lo) + self.lo

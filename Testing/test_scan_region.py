@@ -1,0 +1,68 @@
+"""The scan region is the ultrasound field of view: found from geometry, not from grey levels."""
+import numpy as np
+
+from speckle2self.scan_region import convex_hull, nearest_inside, sampled_frames, scan_region
+
+
+def _sector_frame(rng, size=(200, 240), dark_wedge=True, text=True):
+    """A sector of speckle on black, with a black shadow reaching its edge and burned-in text."""
+    rows, cols = np.indices(size)
+    apex = (10, size[1] // 2)
+    angle = np.arctan2(cols - apex[1], rows - apex[0])
+    radius = np.hypot(rows - apex[0], cols - apex[1])
+    sector = (np.abs(angle) < 0.6) & (radius < size[0] - 20) & (radius > 5)
+    grey = np.where(sector, np.clip(0.5 + 0.15 * rng.standard_normal(size), 0.06, 1.0), 0.0)
+    if dark_wedge:  # an acoustic shadow: black from mid-depth to the bottom of the sector
+        grey[sector & (np.abs(angle - 0.2) < 0.08) & (radius > 90)] = 0.0
+    if text:
+        grey[2:8, 5:60:3] = 1.0  # thin text strokes in the corner
+    return grey.astype(np.float32), sector
+
+
+def test_a_shadow_reaching_the_sector_edge_is_inside_the_region():
+    grey, sector = _sector_frame(np.random.default_rng(0))
+    region = scan_region(grey[None])
+    assert region[sector].mean() > 0.99
+
+
+def test_burned_in_text_is_outside_the_region():
+    grey, sector = _sector_frame(np.random.default_rng(1))
+    region = scan_region(grey[None])
+    assert not region[2:8, 5:60].any()
+    assert (region & ~sector).sum() < 0.03 * sector.sum()
+
+
+def test_bounds_limit_the_region():
+    grey, sector = _sector_frame(np.random.default_rng(2))
+    bounds = np.zeros(grey.shape, dtype=bool)
+    bounds[:100] = True
+    region = scan_region(grey[None], bounds)
+    assert not region[100:].any() and region[50:100][sector[50:100]].mean() > 0.99
+
+
+def test_pixels_that_move_in_a_cine_belong_to_the_image_even_when_dark():
+    rng = np.random.default_rng(3)
+    cine = np.zeros((6, 64, 64), np.float32)
+    cine[:, 10:50, 10:50] = 0.019 * rng.integers(0, 2, (6, 40, 40))  # darker than the grey threshold
+    region = scan_region(cine)
+    assert region[12:48, 12:48].all()
+
+
+def test_convex_hull_fills_a_sector_and_nothing_outside_it():
+    mask = np.zeros((50, 50), dtype=bool)
+    mask[10, 25] = mask[40, 10] = mask[40, 40] = True
+    hull = convex_hull(mask)
+    assert hull[30, 25] and hull[39, 12] and not hull[12, 10] and not hull[45, 25]
+
+
+def test_nearest_inside_points_every_pixel_into_the_region():
+    region = np.zeros((30, 40), dtype=bool)
+    region[10:20, 15:25] = True
+    rows, cols = nearest_inside(region)
+    assert region[rows, cols].all()
+    assert (rows[15, 0], cols[15, 0]) == (15, 15)
+
+
+def test_sampled_frames_spread_over_a_long_cine():
+    picks = sampled_frames(1000)
+    assert picks[0] == 0 and picks[-1] == 999 and len(picks) <= 64
