@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(d)
     d.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"),
                    help="input domain (auto: 8-bit data is B-mode, anything else envelope)")
+    d.add_argument("--grain", type=_grain, default=None, metavar="AXIAL,LATERAL",
+                   help="speckle half widths in pixels, instead of measuring them from the images "
+                        "(log-domain models resample each frame to the grain they were trained at)")
 
     f = sub.add_parser("finetune", help="self-supervised training on the frames of files/folders")
     f.add_argument("data", nargs="+", metavar="DATA", help="image files or folders (noisy frames only)")
@@ -55,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _grain(text: str) -> tuple[float, float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(0 < v < 100 for v in values):
+        raise argparse.ArgumentTypeError(f"expected one or two positive pixel widths like 1.5,2.5, not {text!r}")
+    return (values[0], values[-1])
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH", help="Speckle2Self model file (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -79,7 +92,8 @@ def cmd_denoise(args) -> int:
     from .progress import FileBars
     with FileBars() as bars:
         reports = denoise_files(args.inputs, args.output, model=args.model, device=args.device,
-                                batch_size=args.batch_size, domain=args.domain, progress=bars.update)
+                                batch_size=args.batch_size, domain=args.domain, progress=bars.update,
+                                grain_px=args.grain)
     failed = [r for r in reports if not r.ok]
     for r in reports:
         if r.ok:

@@ -17,11 +17,11 @@ class LossWeights:
     reconstruction: float = 1.0
     consistency: float = 0.1
     local_mean: float = 0.0
-    """Weight of the local-mean fidelity term: every scale's output keeps the input's mean over a
-    Gaussian neighbourhood of `local_mean_sigma` pixels (several speckle grains, where speckle has
-    averaged out). Consistency alone is met most cheaply by shrinking every contrast towards the
-    mean; this term forbids that without asking the output to keep any speckle."""
-    local_mean_sigma: float = 4.0
+    """Weight of the local-mean fidelity term: every scale's output keeps the input's mean over
+    windows of `local_mean_window` pixels (several speckle grains, where speckle has averaged out).
+    Consistency alone is met most cheaply by shrinking every contrast towards the mean; this term
+    forbids that without asking the output to keep any speckle."""
+    local_mean_window: int = 8
 
 
 def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
@@ -33,18 +33,14 @@ def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
     total = weights.reconstruction * rec + weights.consistency * cons
     terms = {"reconstruction": float(rec.detach()), "consistency": float(cons.detach())}
     if weights.local_mean > 0:
-        target = gaussian_blur(views[-1], weights.local_mean_sigma)
-        mean_term = sum(F.mse_loss(gaussian_blur(y, weights.local_mean_sigma), target) for y in outputs)
+        target = local_means(views[-1], weights.local_mean_window)
+        mean_term = sum(F.mse_loss(local_means(y, weights.local_mean_window), target) for y in outputs)
         total = total + weights.local_mean * mean_term
         terms["local_mean"] = float(mean_term.detach())
     return total, {"total": float(total.detach()), **terms}
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(N, 1, H, W) blurred with a separable Gaussian of `sigma` pixels, edges reflected."""
-    radius = max(1, int(round(3 * sigma)))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
-    taps = taps / taps.sum()
-    mode = "reflect" if radius < min(x.shape[-2:]) else "replicate"
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode=mode), taps.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode=mode), taps.view(1, 1, -1, 1))
+def local_means(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Means over window × window blocks, overlapping by half (a cheap, exact pooling)."""
+    window = max(2, int(window))
+    return F.avg_pool2d(x, window, stride=window // 2)

@@ -126,7 +126,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
                  batch_size: int | None = None, domain: str = "auto",
                  progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 series_uids: dict[str, str] | None = None) -> FileReport:
+                 series_uids: dict[str, str] | None = None,
+                 grain_px: tuple[float, float] | None = None) -> FileReport:
     """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure.
 
     A DICOM input gives a derived DICOM series file unless `dst` names another format;
@@ -141,7 +142,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     dicom = read_dicom(src) if is_dicom(src) else None
     volume = dicom.volume if dicom is not None else read_volume(src)
     result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
-                     progress=progress, should_stop=should_stop, **(dicom_hints(dicom) if dicom is not None else {}))
+                     progress=progress, should_stop=should_stop, grain_px=grain_px,
+                     **(dicom_hints(dicom) if dicom is not None else {}))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dicom is not None and not is_supported(dst):
         series_uids = {} if series_uids is None else series_uids
@@ -156,7 +158,8 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
 def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, model=None,
                   device: str = "auto", batch_size: int | None = None, domain: str = "auto",
                   progress: FileProgress | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> list[FileReport]:
+                  should_stop: Callable[[], bool] | None = None,
+                  grain_px: tuple[float, float] | None = None) -> list[FileReport]:
     """Denoise files and folders into `output`; one report per input file, failures included.
 
     A stop request ends the batch: the file in progress is not written and the rest are skipped.
@@ -164,7 +167,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     model = get_model(model)
     if _is_series_to_one_file(inputs, output):
         return [_denoise_series_to_file(Path(inputs[0]), Path(output), model=model, device=device,
-                                        batch_size=batch_size, domain=domain, should_stop=should_stop)]
+                                        batch_size=batch_size, domain=domain, should_stop=should_stop,
+                                        grain_px=grain_px)]
     reports: list[FileReport] = []
     claimed: set[Path] = set()
     series_uids: dict[str, str] = {}
@@ -177,7 +181,7 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         try:
             reports.append(denoise_file(src, dst, model=model, device=device, batch_size=batch_size,
                                         domain=domain, progress=per_file, should_stop=should_stop,
-                                        series_uids=series_uids))
+                                        series_uids=series_uids, grain_px=grain_px))
         except Cancelled as exc:
             reports.append(FileReport(src, None, False, str(exc)))
             break

@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--consistency", type=float, default=1.0)
     ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
-    ap.add_argument("--local-mean-sigma", type=float, default=4.0)
+    ap.add_argument("--local-mean-window", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
@@ -104,7 +104,7 @@ def main() -> None:
     frames, description = training_frames(args.data, args.frames, args.views, args.seed)
     arch = Architecture(widths=PRESETS[args.preset], scales=tuple(float(s) for s in args.scales.split(",")))
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_sigma), consistency_warmup=args.warmup,
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window), consistency_warmup=args.warmup,
                          lr_schedule="cosine", domain="bmode",
                          network_input={"domain": "log", "grain_px": [args.grain, args.grain]})
     checkpoint = args.checkpoint or args.out.with_name(args.out.name + ".ckpt")
