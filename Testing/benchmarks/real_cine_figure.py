@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from speckle2self.inference import denoise, get_model  # noqa: E402
 from speckle2self.io.dicom_read import read_dicom  # noqa: E402
+from speckle2self.pipeline import dicom_hints  # noqa: E402
 
 WALL = (slice(178, 192), slice(160, 182))
 """A homogeneous patch of the posterior wall (rows, cols of the 240×320 frame)."""
@@ -78,8 +79,9 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--frame", type=int, default=0, help="the frame shown in the picture")
     args = ap.parse_args()
-    frames = read_dicom(examples.ybr_color.filename).volume.data
-    out = denoise(frames, model=get_model(args.model), device="cpu")
+    image = read_dicom(examples.ybr_color.filename)
+    frames = image.volume.data
+    out = denoise(frames, model=get_model(args.model), device="cpu", **dicom_hints(image))
     rows = {"input": figures(frames), "Speckle2Self": figures(out), **classical_figures(frames)}
     print(f"{'':14s}" + "".join(f"{key:>24s}" for key in rows["input"]))
     for name, row in rows.items():

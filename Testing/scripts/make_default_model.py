@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=64, help="training frames per condition")
     ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
     ap.add_argument("--scales", default="0.25,0.5,1.0")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--consistency", type=float, default=1.0)
     ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
     ap.add_argument("--local-mean-window", type=int, default=8)

@@ -1,0 +1,124 @@
+"""Real clinical frames from pydicom and pydicom-data, and the measurements made on them.
+
+Every region is chosen on the input alone (the same pixels are then measured on the output), so
+a method cannot move the goal posts: the most homogeneous mid-grey tissue window, the darkest
+window inside the scan region, and the strongest tissue edge.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DYNAMIC_RANGE_DB = 60.0
+PATCH = 24
+
+
+def pydicom_data_file(name: str) -> Path | None:
+    """A file shipped by the pydicom-data package (installed by the test extra), or None."""
+    try:
+        import data_store
+    except ImportError:
+        return None
+    path = Path(data_store.__file__).parent / "data" / name
+    return path if path.is_file() else None
+
+
+def real_files() -> dict[str, Path]:
+    from pydicom.data import get_testdata_file
+    files = {"sonosite_echo_cine": Path(get_testdata_file("examples_ybr_color.dcm"))}
+    for key, name in (("philips_echo", "JPGLosslessP14SV1_1s_1f_8b.dcm"), ("ge_doppler", "US1_UNCR.dcm"),
+                      ("aloka", "gdcm-US-ALOKA-16.dcm"), ("sonosite_cine_120", "color3d_jpeg_baseline.dcm")):
+        path = pydicom_data_file(name)
+        if path is not None:
+            files[key] = path
+    return files
+
+
+def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    from scipy.ndimage import gaussian_filter
+    return gaussian_filter(x.astype(np.float64), sigma)
+
+
+def _window_stats(x: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.ndimage import uniform_filter
+    mean = uniform_filter(x.astype(np.float64), size)
+    var = np.maximum(uniform_filter(x.astype(np.float64) ** 2, size) - mean ** 2, 0)
+    return mean, np.sqrt(var)
+
+
+@dataclass
+class Areas:
+    tissue: tuple[slice, slice]
+    dark: tuple[slice, slice]
+    edge: tuple[int, int, int]  # row, col, axis (0: profile along rows)
+
+
+def choose_areas(frame: np.ndarray, region: np.ndarray) -> Areas:
+    """Homogeneous tissue, dark region and edge of one input frame, inside its scan region."""
+    from scipy.ndimage import binary_erosion
+    inner = binary_erosion(region & ~(frame >= 250), iterations=PATCH)
+    smooth_mean, smooth_std = _window_stats(_blur(frame, 3.0), PATCH)
+    mean, _ = _window_stats(frame, PATCH)
+    tissue_score = np.where(inner & (mean > 40) & (mean < 200), smooth_std / np.maximum(smooth_mean, 1), np.inf)
+    dark_score = np.where(inner, mean, np.inf)
+    t = np.unravel_index(np.argmin(tissue_score), frame.shape)
+    d = np.unravel_index(np.argmin(dark_score), frame.shape)
+    g = _blur(frame, 4.0)
+    gr, gc = np.gradient(g)
+    magnitude = np.where(binary_erosion(region, iterations=30), np.hypot(gr, gc), 0)
+    e = np.unravel_index(np.argmax(magnitude), frame.shape)
+    axis = 0 if abs(gr[e]) >= abs(gc[e]) else 1
+    half = PATCH // 2
+    return Areas((slice(t[0] - half, t[0] + half), slice(t[1] - half, t[1] + half)),
+                 (slice(d[0] - half, d[0] + half), slice(d[1] - half, d[1] + half)), (int(e[0]), int(e[1]), axis))
+
+
+def speckle_snr(frame: np.ndarray, areas: Areas) -> float:
+    patch = frame[areas.tissue].astype(np.float64)
+    return float(patch.mean() / max(patch.std(), 1e-9))
+
+
+def tissue_mean(frame: np.ndarray, areas: Areas) -> float:
+    return float(frame[areas.tissue].astype(np.float64).mean())
+
+
+def contrast_db(frame: np.ndarray, areas: Areas) -> float:
+    """Tissue minus dark region, in dB of a DYNAMIC_RANGE_DB display map."""
+    f = frame.astype(np.float64)
+    return float((f[areas.tissue].mean() - f[areas.dark].mean()) / 255.0 * DYNAMIC_RANGE_DB)
+
+
+def rise_distance(frame: np.ndarray, areas: Areas, half_length: int = 20, width: int = 5) -> float:
+    """10-90 % rise distance (pixels) of the edge profile, averaged over 2·width+1 parallel lines."""
+    r, c, axis = areas.edge
+    f = frame.astype(np.float64)
+    if axis == 0:
+        profile = f[r - half_length:r + half_length + 1, c - width:c + width + 1].mean(axis=1)
+    else:
+        profile = f[r - width:r + width + 1, c - half_length:c + half_length + 1].mean(axis=0)
+    profile = profile if profile[-6:].mean() >= profile[:6].mean() else profile[::-1]
+    low, high = profile[:6].mean(), profile[-6:].mean()
+    levels = low + np.array([0.1, 0.9]) * (high - low)
+    above10 = np.nonzero(profile >= levels[0])[0]
+    above90 = np.nonzero(profile >= levels[1])[0]
+    return float(above90[0] - above10[0]) if above10.size and above90.size else float(len(profile))
+
+
+def pepper(frame: np.ndarray, region: np.ndarray, colour: np.ndarray | None = None) -> float:
+    """Fraction of the scan region that is black (≤ 12 of 255) amid tissue (15×15 mean ≥ 25).
+
+    The mean is over grey tissue only: bright Doppler colour next to a dark lumen is not tissue.
+    """
+    from scipy.ndimage import uniform_filter
+    f = frame.astype(np.float64)
+    tissue = region & (~colour if colour is not None else True)
+    local = uniform_filter(f * tissue, 15) / np.maximum(uniform_filter(tissue.astype(np.float64), 15), 1e-6)
+    holes = (f <= 12) & (local >= 25) & tissue
+    return float(holes.sum() / max(tissue.sum(), 1))
+
+
+def median7(frame: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import median_filter
+    return median_filter(frame, size=7)
