@@ -101,9 +101,20 @@ def rise_distance(frame: np.ndarray, areas: Areas, half_length: int = 20, width:
     profile = profile if profile[-6:].mean() >= profile[:6].mean() else profile[::-1]
     low, high = profile[:6].mean(), profile[-6:].mean()
     levels = low + np.array([0.1, 0.9]) * (high - low)
-    above10 = np.nonzero(profile >= levels[0])[0]
-    above90 = np.nonzero(profile >= levels[1])[0]
-    return float(above90[0] - above10[0]) if above10.size and above90.size else float(len(profile))
+    crossings = [_crossing(profile, level) for level in levels]
+    return crossings[1] - crossings[0] if None not in crossings else float(len(profile))
+
+
+def _crossing(profile: np.ndarray, level: float) -> float | None:
+    """Sub-pixel position where the profile first reaches `level` (linear interpolation)."""
+    above = np.nonzero(profile >= level)[0]
+    if above.size == 0:
+        return None
+    k = int(above[0])
+    if k == 0:
+        return 0.0
+    a, b = profile[k - 1], profile[k]
+    return float(k - 1 + (level - a) / max(b - a, 1e-12))
 
 
 def pepper(frame: np.ndarray, region: np.ndarray, colour: np.ndarray | None = None) -> float:

@@ -41,12 +41,24 @@ def grain_size(grey: np.ndarray, mask: np.ndarray | None = None) -> tuple[float,
     return _half_width(acf[MAX_LAG:, MAX_LAG]), _half_width(acf[MAX_LAG, MAX_LAG:])
 
 
+def _smooth(x: np.ndarray) -> np.ndarray:
+    """About a Gaussian of LOCAL_MEAN_SIGMA: two passes of a box of the same variance."""
+    from .log_mapping import box_blur
+    radius = max(1, int(round((np.sqrt(6 * LOCAL_MEAN_SIGMA ** 2 + 1) - 1) / 2)))
+    return box_blur(box_blur(x[None].astype(np.float32), radius), radius)[0].astype(np.float64)
+
+
+def _eroded(mask: np.ndarray, radius: int) -> np.ndarray:
+    import SimpleITK as sitk
+    image = sitk.BinaryErode(sitk.GetImageFromArray(mask.astype(np.uint8)), [radius, radius])
+    return sitk.GetArrayFromImage(image).astype(bool)
+
+
 def _frame_acf(frame: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Masked autocorrelation sums of the speckle residual, and of the mask (its pair counts)."""
-    from scipy.ndimage import binary_erosion, gaussian_filter
-    weight = gaussian_filter(mask, LOCAL_MEAN_SIGMA)
-    local = gaussian_filter(frame * mask, LOCAL_MEAN_SIGMA) / np.maximum(weight, 1e-6)
-    inner = binary_erosion(mask > 0, iterations=2).astype(np.float64)
+    weight = _smooth(mask)
+    local = _smooth(frame * mask) / np.maximum(weight, 1e-6)
+    inner = _eroded(mask > 0, 2).astype(np.float64)
     residual = (frame - local) * inner
     shape = [s + MAX_LAG for s in frame.shape]
     spectrum = np.fft.rfft2(residual, shape)

@@ -38,6 +38,8 @@ MIN_RESAMPLE = 0.25
 NO_RESAMPLE_ABOVE = 0.9
 """Factors closer to 1 than this are not worth a resampling blur: the frame goes in as it is."""
 MIN_NETWORK_SIDE = 16
+GRAIN_FRAMES = 4
+"""Frames the grain is measured on (spread over the cine): enough for a stable estimate."""
 MAX_ANISOTROPY = 3.0
 """Axial and lateral grain widths are each held within this factor of the other: a measured
 width beyond it comes from structure (a vessel wall, a Doppler box), not from speckle."""
@@ -138,7 +140,7 @@ class LogMapping:
             self.region = np.ones(shape, dtype=bool) if bounds is None else bounds
         self.fill = nearest_inside(self.region)
         target = tuple(float(v) for v in card_input.get("grain_px", DEFAULT_GRAIN_PX))
-        measured = grain_px if grain_px is not None else grain_size(sample[:8], self.region)
+        measured = grain_px if grain_px is not None else grain_size(sample[:GRAIN_FRAMES], self.region)
         self.grain = (float(measured[0]), float(measured[1]))
         self.resampling = resampling_for(self.grain, target, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
