@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from speckle2self.inference import denoise
-from speckle2self.log_mapping import box_blur, envelope_to_log, keep_local_mean, log_to_envelope
+from speckle2self.grain import box_blur
+from speckle2self.log_mapping import envelope_to_log, keep_local_mean, log_to_envelope
 from speckle2self.model_file import load_model
 
 

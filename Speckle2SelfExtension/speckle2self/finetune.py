@@ -17,8 +17,8 @@ from .losses import LossWeights
 from .model_file import LoadedModel, bundled_model_path, export_model, load_model
 from .network import Architecture
 from .pipeline import expand_inputs
-from .training import StepReport, TrainConfig, train
 from .log_mapping import DEFAULT_GRAIN_PX
+from .training import StepReport, TrainConfig, train
 from .training_data import TrainingFrames
 
 
@@ -88,9 +88,9 @@ def parent_loss_weights(parent: LoadedModel | None) -> LossWeights:
 def parent_network_input(parent: LoadedModel | None) -> dict:
     """A log-domain parent's input description (its grain), which the fine-tuned model keeps; a new
     model from scratch is log-domain at the default model's grain."""
-    card_input = parent.card.get("input", {}) if parent is not None else {"domain": "log", "grain_px": list(DEFAULT_GRAIN_PX)}
+    card_input = parent.card.get("input", {}) if parent is not None else {"domain": "log"}
     if card_input.get("domain") == "log":
-        return {"domain": "log", "grain_px": list(card_input.get("grain_px", list(DEFAULT_GRAIN_PX)))}
+        return {"domain": "log", "grain_px": list(card_input.get("grain_px", DEFAULT_GRAIN_PX))}
     return {"domain": "envelope"}
 
 

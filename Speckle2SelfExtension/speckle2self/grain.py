@@ -41,9 +41,17 @@ def grain_size(grey: np.ndarray, mask: np.ndarray | None = None) -> tuple[float,
     return _half_width(acf[MAX_LAG:, MAX_LAG]), _half_width(acf[MAX_LAG, MAX_LAG:])
 
 
+def box_blur(frames: np.ndarray, radius: int) -> np.ndarray:
+    """(N, H, W) float32 averaged over (2r+1)² boxes, edges repeated."""
+    import torch
+    import torch.nn.functional as F
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
+    y = F.avg_pool2d(F.pad(x, (radius, radius, radius, radius), mode="replicate"), 2 * radius + 1, stride=1)
+    return y[:, 0].numpy()
+
+
 def _smooth(x: np.ndarray) -> np.ndarray:
     """About a Gaussian of LOCAL_MEAN_SIGMA: two passes of a box of the same variance."""
-    from .log_mapping import box_blur
     radius = max(1, int(round((np.sqrt(6 * LOCAL_MEAN_SIGMA ** 2 + 1) - 1) / 2)))
     return box_blur(box_blur(x[None].astype(np.float32), radius), radius)[0].astype(np.float64)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .grain import grain_size
+from .grain import box_blur, grain_size
 from .scan_region import nearest_inside, sampled_frames, scan_region
 
 LOG_DOMAIN = "log"
@@ -81,22 +81,13 @@ def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return y[:, 0].numpy()
 
 
-LOCAL_MEAN_RADIUS = int(__import__("os").environ.get("S2S_LOCAL_MEAN_RADIUS", "3"))
+LOCAL_MEAN_RADIUS = 3
 """Speckle averages out over a few grains, so the mean grey level over a neighbourhood of several
 grains is an unbiased measure of the tissue there. The network's output keeps the input's mean over
-two passes of a (2r+1)² box (about a Gaussian of σ = 2.8 network pixels for r = 3): the
+two passes of a (2r+1)² box (about a Gaussian of σ = 2.8 network pixels for r = 3; a model card's
+input "local_mean_radius" overrides it, 0 for none): the
 self-supervised consistency term otherwise shrinks every contrast towards the frame's mean, and
 cysts and lumens come out grey (measured: 14.5 -> 8.2 dB of cyst contrast on field simulations)."""
-
-
-def box_blur(frames: np.ndarray, radius: int) -> np.ndarray:
-    """(N, H, W) float32 averaged over (2r+1)² boxes, edges repeated."""
-    import torch
-    import torch.nn.functional as F
-    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
-    mode = "replicate"
-    y = F.avg_pool2d(F.pad(x, (radius, radius, radius, radius), mode=mode), 2 * radius + 1, stride=1)
-    return y[:, 0].numpy()
 
 
 def keep_local_mean(denoised: np.ndarray, noisy: np.ndarray, radius: int = LOCAL_MEAN_RADIUS) -> np.ndarray:
@@ -128,11 +119,13 @@ class LogMapping:
         self.domain = domain
         self.dynamic_range_db = float(dynamic_range_db)
         self.lo, self.hi = grey_range
-        self.offset = 0.0
         shape = tuple(stack.shape[1:])
         if region is not None and tuple(np.shape(region)) != shape:
             raise InputError(f"region has shape {np.shape(region)}; the frames are {shape[0]}×{shape[1]}")
-        sample = self._grey(np.asarray(stack[sampled_frames(stack.shape[0])], dtype=np.float32), prepare=True)[0]
+        frames = np.asarray(stack[sampled_frames(stack.shape[0])], dtype=np.float32)
+        # Envelope values below zero are an offset, not physics: shifted up before compression.
+        self.offset = min(float(frames.min()), 0.0) if domain == "envelope" else 0.0
+        sample = self._grey(frames)[0]
         bounds = None if region is None else np.asarray(region, dtype=bool)
         if domain == "bmode":
             self.region = scan_region(sample, bounds)
@@ -145,14 +138,11 @@ class LogMapping:
         self.resampling = resampling_for(self.grain, target, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
 
-    def _grey(self, x: np.ndarray, prepare: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def _grey(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Grey levels in [0, 1] (and, for envelope, each frame's 0 dB level)."""
         if self.domain == "bmode":
             return (x - self.lo) / max(self.hi - self.lo, 1e-12), None
-        if prepare:
-            low = float(x.min())
-            self.offset = min(low, 0.0)
-        env = x - self.offset
-        return envelope_to_log(env, self.dynamic_range_db)
+        return envelope_to_log(x - self.offset, self.dynamic_range_db)
 
     def to_network(self, chunk: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         """The network's input (N, h, w) in [0, 1] and what from_network needs to map back.

@@ -33,9 +33,9 @@ sector that is black in every frame is still inside. A markedly non-convex regio
 SAMPLE_FRAMES = 64
 
 
-def sampled_frames(count: int) -> np.ndarray:
-    """Indices of at most SAMPLE_FRAMES frames spread evenly over a cine."""
-    return np.unique(np.linspace(0, count - 1, min(count, SAMPLE_FRAMES)).round().astype(int))
+def sampled_frames(count: int, most: int = SAMPLE_FRAMES) -> np.ndarray:
+    """Indices of at most `most` frames spread evenly over a cine of `count` frames."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).round().astype(int))
 
 
 def scan_region(grey: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarray:

@@ -79,9 +79,9 @@ class TrainingFrames:
         if s not in self._log_maps:
             from .domains import DEFAULT_DYNAMIC_RANGE_DB
             from .log_mapping import LogMapping
+            from .scan_region import sampled_frames
             stack = self.stacks[s]
-            picks = np.unique(np.linspace(0, stack.shape[0] - 1, min(stack.shape[0], 8)).round().astype(int))
-            sample = np.stack([np.asarray(stack[int(i)], dtype=np.float32) for i in picks])
+            sample = np.stack([np.asarray(stack[int(i)], dtype=np.float32) for i in sampled_frames(stack.shape[0], 8)])
             grey = self._grey_range(s) if self.domains[s] == "bmode" else (0.0, 1.0)
             self._log_maps[s] = LogMapping(sample, self.domains[s], self.network_input, DEFAULT_DYNAMIC_RANGE_DB, grey)
         return self._log_maps[s]

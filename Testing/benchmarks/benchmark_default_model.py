@@ -46,11 +46,9 @@ REFERENCE = "supervised (reference)"
 
 def load_set(data: Path, frames: int) -> dict[str, list[dict]]:
     import generate
-    generate.main(["--set", "eval", "--out", str(data), "--frames", str(frames)])
-    out = {}
-    for i, name in enumerate(generate.CONDITIONS):
-        out[name] = [dict(np.load(generate.frame_path(data, "eval", name, seed)))
-                     for seed in generate.frame_seeds("eval", i, frames)]
+    out: dict[str, list[dict]] = {}
+    for name, frame in generate.load_frames(data, "eval", frames):
+        out.setdefault(name, []).append(frame)
     return out
 
 

@@ -35,22 +35,18 @@ def pairs(data: Path, frames: int, seed: int) -> list[tuple[np.ndarray, np.ndarr
     """(network input, clean target) pairs on the network's grid."""
     import generate
     from field import log_compress
-    from psf_bank import TRAIN_CONDITIONS
-    generate.main(["--set", "train", "--out", str(data), "--frames", str(frames)])
     rng = np.random.default_rng(seed)
     out = []
-    for i, name in enumerate(TRAIN_CONDITIONS):
-        for s in generate.frame_seeds("train", i, frames):
-            with np.load(generate.frame_path(data, "train", name, s)) as f:
-                env, amp = f["envelope"].astype(np.float64), np.sqrt(f["echogenicity"].astype(np.float64))
-            dr = float(rng.uniform(40, 80))
-            ref = 2.0 * np.percentile(env, 99.0)
-            noisy = log_compress(env, dr, ref)
-            db = 20 * np.log10(np.maximum(amp * np.median(env) / np.median(amp), 1e-12) / ref)
-            clean = np.clip((db + dr) / dr, 0, 1).astype(np.float32)
-            mapping = LogMapping(noisy[None], "bmode", CARD_INPUT, 60.0, (0.0, 255.0))
-            x, _ = mapping.to_network(noisy[None])
-            out.append((x[0], resize(clean[None], mapping.resampling.size)[0]))
+    for _, frame in generate.load_frames(data, "train", frames, keys=("envelope", "echogenicity")):
+        env, amp = frame["envelope"].astype(np.float64), np.sqrt(frame["echogenicity"].astype(np.float64))
+        dr = float(rng.uniform(40, 80))
+        ref = 2.0 * np.percentile(env, 99.0)
+        noisy = log_compress(env, dr, ref)
+        db = 20 * np.log10(np.maximum(amp * np.median(env) / np.median(amp), 1e-12) / ref)
+        clean = np.clip((db + dr) / dr, 0, 1).astype(np.float32)
+        mapping = LogMapping(noisy[None], "bmode", CARD_INPUT, 60.0, (0.0, 255.0))
+        x, _ = mapping.to_network(noisy[None])
+        out.append((x[0], resize(clean[None], mapping.resampling.size)[0]))
     return out
 
 

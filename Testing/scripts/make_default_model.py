@@ -47,14 +47,10 @@ def displayed(envelope: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def training_frames(data: Path, frames: int, views: int, seed: int) -> tuple[list[np.ndarray], str]:
     import generate
     from psf_bank import TRAIN_CONDITIONS
-    generate.main(["--set", "train", "--out", str(data), "--frames", str(frames)])
     rng = np.random.default_rng(seed)
     stack = []
-    for i, name in enumerate(TRAIN_CONDITIONS):
-        for s in generate.frame_seeds("train", i, frames):
-            with np.load(generate.frame_path(data, "train", name, s)) as f:
-                envelope = f["envelope"]  # the noisy envelope only; "echogenicity" is never read
-            stack.extend(displayed(envelope, rng) for _ in range(views))
+    for _, frame in generate.load_frames(data, "train", frames, keys=("envelope",)):  # never the clean map
+        stack.extend(displayed(frame["envelope"], rng) for _ in range(views))
     description = (f"{len(stack)} 8-bit B-mode frames of 256² ({views} display maps, {DYNAMIC_RANGES_DB[0]:.0f}-"
                    f"{DYNAMIC_RANGES_DB[1]:.0f} dB, of each of {len(stack) // views} field-simulated envelopes: "
                    f"PyMUST point-spread functions, Testing/simulation, seeds {generate.SEED_BASE['train']}+): "

@@ -52,6 +52,24 @@ def frame_path(out: Path, set_name: str, name: str, seed: int) -> Path:
     return condition_dir(out, set_name, name) / f"frame_{seed}.npz"
 
 
+def set_conditions(set_name: str) -> dict[str, Condition]:
+    """The conditions a set is made of: the PSF bank's for training, the full simulation's otherwise."""
+    if set_name == "train":
+        from psf_bank import TRAIN_CONDITIONS
+        return TRAIN_CONDITIONS
+    return CONDITIONS
+
+
+def load_frames(out: Path, set_name: str, frames: int, keys: tuple[str, ...] | None = None):
+    """Make the set where frames are missing, then yield (condition, {key: array}) for each frame, in
+    seed order; only `keys` are read (training reads the noisy images and never the clean maps)."""
+    main(["--set", set_name, "--out", str(out), "--frames", str(frames)])
+    for i, name in enumerate(set_conditions(set_name)):
+        for seed in frame_seeds(set_name, i, frames):
+            with np.load(frame_path(out, set_name, name, seed)) as f:
+                yield name, {k: f[k] for k in (keys if keys is not None else f.files)}
+
+
 _scanners: dict[str, Scanner] = {}
 
 
