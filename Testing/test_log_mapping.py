@@ -99,3 +99,15 @@ def test_keeping_the_local_mean_restores_a_shrunk_contrast():
     restored = keep_local_mean(shrunk, noisy, 3)
     assert abs(restored[0, 32, 5] - 0.0) < 0.05 and abs(restored[0, 32, 60] - 1.0) < 0.05
     assert np.allclose(box_blur(np.ones((1, 8, 8), np.float32), 2), 1.0)
+
+
+def test_a_region_of_the_wrong_shape_is_refused(tiny_log_model):
+    from speckle2self.errors import InputError
+    with pytest.raises(InputError, match="region has shape"):
+        denoise(_bmode_frame(), model=tiny_log_model, device="cpu", region=np.ones((10, 10), bool))
+
+
+def test_a_keep_mask_of_the_wrong_shape_is_refused(tiny_log_model):
+    from speckle2self.errors import InputError
+    with pytest.raises(InputError, match="keep has shape"):
+        denoise(_bmode_frame(), model=tiny_log_model, device="cpu", keep=np.ones((3, 10, 10), bool))
