@@ -1,13 +1,21 @@
 """The Slicer adapter's logic, tested without Slicer: arrays in the shapes Slicer gives
 (arrayFromVolume: (K, J, I) scalar, (K, J, I, C) vector; one (1, J, I[, C]) array per sequence item)."""
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from speckle2self.errors import Cancelled, InputError
 from speckle2self.inference import denoise
-from speckle2self.slicer_support import (ProgressInfo, ProgressRelay, blend, chunks, denoise_frame_stream,
-                                         denoise_volume_array, card_summary, collect_frames, display_window, frames_from_volume_array,
-                                         loss_curve_rows)
+from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, ProgressRelay, RunEstimate, blend, chunks,
+                                         denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
+                                         display_window, duration_text, estimate_run, frame_plane_orientation,
+                                         frames_from_volume_array, free_model_path, loss_curve_rows, sample_data_source)
+
+RESOURCES = Path(__file__).resolve().parents[1] / "Resources"
 
 
 def test_scalar_volume_frames_are_the_array_itself():
@@ -25,9 +33,15 @@ def test_rgb_volume_becomes_grey_by_luma():
     assert "RGB to grey" in notes[0]
 
 
+def test_one_component_vector_volume_is_used_as_it_is():
+    arr = np.random.rand(2, 10, 12).astype(np.float32)  # arrayFromVolume drops the axis of a single component
+    frames, notes = frames_from_volume_array(arr, is_vector=True)
+    assert frames is arr and notes == ["used the single component"]
+
+
 def test_wrong_array_shapes_are_named():
-    with pytest.raises(InputError, match=r"vector volume should give a \(K, J, I, C\) array"):
-        frames_from_volume_array(np.zeros((4, 5, 3)), is_vector=True)
+    with pytest.raises(InputError, match=r"vector volume should give a \(K, J, I, C\) or"):
+        frames_from_volume_array(np.zeros((4, 5)), is_vector=True)
     with pytest.raises(InputError, match=r"scalar volume should give a \(K, J, I\) array"):
         frames_from_volume_array(np.zeros((4, 5)), is_vector=False)
 
@@ -99,14 +113,47 @@ def test_rgb_cine_is_denoised_as_grey(tiny_model, cine):
     assert notes == ["converted RGB to grey (0.299 R + 0.587 G + 0.114 B)"]
 
 
-def test_cine_cancel_stops_within_a_chunk(tiny_model, cine):
+def test_cine_cancel_stops_after_the_current_batch_and_writes_nothing(tiny_model, cine):
     written = {}
     seen = []
-    with pytest.raises(Cancelled, match="within frames 0-1 of 5"):
+    with pytest.raises(Cancelled, match="after 1 of 5 frames"):
         denoise_frame_stream(_sequence(cine).__getitem__, written.__setitem__, 5, False, chunk=2,
                              progress=seen.append, should_stop=lambda: len(seen) >= 1,
                              model=tiny_model, device="cpu", batch_size=1)
-    assert sorted(written) == []  # the first chunk never completed: stop came after its first batch
+    assert written == {} and len(seen) == 1
+
+
+def _brightening_bmode_cine(cine):
+    """16-bit-like B-mode frames whose brightness rises along the cine, so each chunk has its own range."""
+    grey = cine.envelope / cine.envelope.max()
+    return [(np.sqrt(f) * 1000.0 * (1 + k))[None].astype(np.float32) for k, f in enumerate(grey)]
+
+
+@pytest.mark.parametrize("model_fixture", ["tiny_model", "tiny_log_model"])
+def test_non_8_bit_bmode_cine_takes_one_grey_range_for_the_whole_cine(model_fixture, cine, request):
+    model = request.getfixturevalue(model_fixture)
+    items = _brightening_bmode_cine(cine)
+    written = {}
+    denoise_frame_stream(items.__getitem__, written.__setitem__, len(items), False, chunk=2, model=model,
+                         device="cpu", domain="bmode")
+    whole = denoise(np.concatenate(items), model=model, device="cpu", domain="bmode")
+    assert all(np.array_equal(written[i], whole[i]) for i in range(len(items)))
+
+
+def test_one_component_vector_cine_is_denoised_like_a_scalar_one(tiny_model, cine):
+    items = _sequence(cine)  # (1, J, I) items: what arrayFromVolume gives for a 1-component vector frame
+    as_vector, as_scalar = {}, {}
+    notes = denoise_frame_stream(items.__getitem__, as_vector.__setitem__, 5, True, model=tiny_model, device="cpu")
+    denoise_frame_stream(items.__getitem__, as_scalar.__setitem__, 5, False, model=tiny_model, device="cpu")
+    assert notes == ["used the single component"]
+    assert all(np.array_equal(as_vector[i], as_scalar[i]) for i in range(5))
+
+
+def test_cine_frames_of_different_sizes_are_refused(tiny_model, cine):
+    items = _sequence(cine)
+    items[3] = items[3][:, :-4]
+    with pytest.raises(InputError, match="every frame of a cine must be the same size"):
+        denoise_frame_stream(items.__getitem__, lambda i, f: None, 5, False, chunk=2, model=tiny_model, device="cpu")
 
 
 def test_empty_sequence_is_refused(tiny_model):
@@ -140,3 +187,92 @@ def test_collect_frames_stacks_a_cine_as_grey(cine):
     stack = collect_frames(items.__getitem__, len(items), True)
     assert stack.shape == (5,) + cine.envelope.shape[1:] and stack.dtype == np.uint8
     assert np.array_equal(stack[3], items[3][0, ..., 0])
+
+
+def test_a_long_run_is_estimated_from_one_timed_batch_of_the_first_frames(tiny_model, cine):
+    items = _sequence(cine)
+    reads = []
+    ticks = iter([10.0, 12.0])
+
+    def read(i):
+        reads.append(i)
+        return items[i % len(items)]
+
+    estimate = estimate_run(read, 40, False, clock=lambda: next(ticks), model=tiny_model, device="cpu", batch_size=2)
+    assert estimate == RunEstimate(frames=40, seconds=40.0) and reads == [0, 1]
+
+
+def test_the_default_batch_is_the_one_the_run_uses(tiny_model, cine):
+    reads = []
+    estimate_run(lambda i: reads.append(i) or _sequence(cine)[0], 40, False, model=tiny_model, device="cpu")
+    assert reads == [0, 1]  # the engine's default CPU batch is 2 frames
+
+
+def test_only_runs_longer_than_the_threshold_need_a_confirmation():
+    assert not RunEstimate(100, CONFIRM_ABOVE_SECONDS).needs_confirmation
+    assert RunEstimate(100, CONFIRM_ABOVE_SECONDS + 1).needs_confirmation
+
+
+def test_the_question_names_frames_and_duration():
+    assert RunEstimate(1200, 200.0).question == ("This cine has 1200 frames; denoising them takes about 3 min "
+                                                 "(measured on the first frames). Denoise all frames now?")
+
+
+def test_durations_are_rounded_the_way_a_person_says_them():
+    assert [duration_text(t) for t in (2, 42, 200, 3600, 4800)] == ["about 5 s", "about 40 s", "about 3 min",
+                                                                    "about 1 h", "about 1 h 20 min"]
+
+
+def test_frames_in_the_axial_plane_are_shown_axial():
+    assert frame_plane_orientation(np.diag([-0.2, -0.3, 1.0, 1.0])) == "Axial"  # DICOM-like cine frame
+    assert frame_plane_orientation(np.diag([0.2, 0.2, 0.5])) == "Axial"  # K-frame stack
+
+
+def test_frames_in_a_sagittal_or_coronal_plane_are_shown_so():
+    sagittal = np.array([[0, 0, 1.0], [0.2, 0, 0], [0, 0.3, 0]])  # I along A, J along S, K along R
+    coronal = np.array([[0.2, 0, 0], [0, 0, -1.0], [0, 0.3, 0]])  # K along -A
+    assert frame_plane_orientation(sagittal) == "Sagittal" and frame_plane_orientation(coronal) == "Coronal"
+
+
+def test_a_parent_transform_turns_the_frame_plane():
+    about_a = np.array([[0, 0, 1.0, 0], [0, 1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1.0]])  # 90° about A: S -> R
+    assert frame_plane_orientation(np.diag([0.2, 0.3, 1.0, 1.0]), to_world=about_a) == "Sagittal"
+
+
+def test_a_volume_without_a_k_direction_is_refused():
+    with pytest.raises(InputError, match="no K direction"):
+        frame_plane_orientation(np.zeros((4, 4)))
+
+
+def test_a_free_model_name_is_the_name_itself(tmp_path):
+    assert free_model_path(tmp_path, "liver_probe") == tmp_path / "liver_probe.pt"
+
+
+def test_a_taken_model_name_gets_the_next_free_number(tmp_path):
+    (tmp_path / "liver_probe.pt").write_bytes(b"earlier model")
+    (tmp_path / "liver_probe_2.pt").write_bytes(b"another")
+    assert free_model_path(tmp_path, "liver_probe.pt") == tmp_path / "liver_probe_3.pt"
+
+
+def test_a_model_name_cannot_leave_the_model_folder_or_be_empty(tmp_path):
+    assert free_model_path(tmp_path, "../../elsewhere/mine.pt") == tmp_path / "mine.pt"
+    assert free_model_path(tmp_path, "  ") == tmp_path / "speckle2self_finetuned.pt"
+
+
+def test_the_sample_is_offered_under_ultrasound_from_the_bundled_file():
+    source = sample_data_source(RESOURCES, thumbnail=RESOURCES / "Icons" / "Speckle2Self.png")
+    path = RESOURCES / "Samples" / "phantom_cine.nrrd"
+    assert source["category"] == "Ultrasound" and source["uris"] == path.resolve().as_uri()
+    assert source["checksums"] == "SHA256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert source["loadFileType"] == "VolumeFile" and Path(source["thumbnailFileName"]).is_file()
+
+
+def test_a_missing_sample_is_named(tmp_path):
+    with pytest.raises(InputError, match="phantom_cine.nrrd is missing"):
+        sample_data_source(tmp_path)
+
+
+def test_the_slicer_helpers_load_without_torch():
+    code = ("import sys, speckle2self.slicer_support; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
