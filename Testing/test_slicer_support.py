@@ -273,6 +273,6 @@ def test_a_missing_sample_is_named(tmp_path):
 
 
 def test_the_slicer_helpers_load_without_torch():
-    code = ("import sys, speckle2self.slicer_support; "
+    code = ("import sys, speckle2self.slicer_support, speckle2self.worker_process; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

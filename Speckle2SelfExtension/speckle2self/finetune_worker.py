@@ -5,7 +5,7 @@
 SPEC.json: {"data": [paths], "output": "model.pt", "init": null or "parent.pt", "steps": 500,
 "lr": null, "crop": 128, "batch_size": 8, "device": "auto", "stop_file": "path"}.
 The worker prints one event per line on stdout, each `speckle2self-event {json}`:
-  {"event": "started", "frames": N, "steps": S}
+  {"event": "started", "data": N, "steps": S, "pid": worker process id}
   {"event": "step", "step": k, "steps": S, "loss": smoothed, "reconstruction": r, "consistency": c,
    "validation": v or null}
   {"event": "finished", "model": path, "sha256": hex, "steps": k, "stopped": bool}
@@ -16,6 +16,7 @@ Any other output line is log text. Exit code 0 on success, 1 on error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, TextIO
@@ -61,7 +62,7 @@ def run(spec_path: str | Path, out: TextIO = sys.stdout) -> int:
     try:
         spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
         stop_file = Path(spec["stop_file"])
-        emit("started", steps=spec["steps"], data=len(spec["data"]))
+        emit("started", steps=spec["steps"], data=len(spec["data"]), pid=os.getpid())
         outcome = finetune_files(spec["data"], spec["output"], init=spec.get("init"), steps=spec["steps"],
                                  crop=spec.get("crop", 128), batch_size=spec.get("batch_size", 8),
                                  lr=spec.get("lr"), device=spec.get("device", "auto"),
