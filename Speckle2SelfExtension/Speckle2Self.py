@@ -31,6 +31,8 @@ from slicer.util import VTKObservationMixin
 MODULE_DIR = Path(__file__).resolve().parent
 MODELS_SETTING = "Speckle2Self/ExtraModels"
 USER_MODEL_DIR = Path.home() / ".speckle2self" / "models"  # user-writable; extension updates leave it alone
+NOT_INPUT_CLASSES = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode",
+                     "vtkMRMLDiffusionTensorVolumeNode")  # scalar-volume subclasses that are not images to denoise
 
 
 def resourceFile(relative: str) -> Path:
@@ -61,6 +63,20 @@ class Speckle2Self(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Method: Li, Navab, Jiang, <i>Speckle2Self: Self-supervised ultrasound speckle reduction "
             "without clean data</i>, Medical Image Analysis, 2025.")
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData() -> None:
+    """Offer the bundled phantom cine in the Sample Data module, under 'Ultrasound'."""
+    import SampleData
+    from speckle2self.errors import InputError
+    from speckle2self.slicer_support import SAMPLE_FILE, sample_data_source
+    try:
+        source = sample_data_source(resourceFile(SAMPLE_FILE).parents[1], thumbnail=resourceFile("Icons/Speckle2Self.png"))
+    except InputError as exc:
+        logging.warning(f"Speckle2Self: no Sample Data entry: {exc}")
+        return
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(**source)
 
 
 #
@@ -98,6 +114,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._running = False
+        self._installing = False
         self._cancelRequested = False
         self._finetune = None
 
@@ -110,6 +127,8 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = Speckle2SelfLogic()
 
         self.ui.inputSelector.showChildNodeTypes = True  # RGB (vector) volumes are scalar-volume children
+        for selector in (self.ui.inputSelector, self.ui.finetuneVolumesSelector):
+            selector.hideChildNodeTypes = list(NOT_INPUT_CLASSES)
         self.ui.progressBar.hide()
         self.ui.finetuneStopButton.enabled = False
         self._fillModelChoices()
@@ -148,7 +167,8 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
-            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            first = next((node for node in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
+                          if not any(node.IsA(c) for c in NOT_INPUT_CLASSES)), None)
             if first:
                 self._parameterNode.inputVolume = first
 
@@ -165,7 +185,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtons(self, caller=None, event=None) -> None:
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
-        self.ui.applyButton.enabled = hasInput or self._running
+        self.ui.applyButton.enabled = (hasInput or self._running) and not self._installing
         self.ui.applyButton.text = _("Cancel") if self._running else _("Denoise")
         self.ui.applyButton.toolTip = _("Stop after the current batch") if self._running else (
             _("Denoise the input volume or every frame of its sequence") if hasInput else _("Select an input volume"))
@@ -215,22 +235,58 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._cancelRequested = True
             self.ui.applyButton.text = _("Cancelling…")
             return
+        if self._installing:
+            return
         params = self._parameterNode
+        inputNode = params.inputVolume  # kept: the selection can change while the run processes events
+        options = dict(model=params.modelPath or None, device=params.device, domain=params.domain,
+                       batchSize=params.batchSize or None)
         with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not denoise the volume."), waitCursor=False):
-            self.logic.ensureTorch(interactive=True)
+            self._ensureTorch()
+            if not self._confirmLongRun(inputNode, options):
+                return
             self._setRunning(True)
             try:
-                output = self.logic.denoise(params.inputVolume, model=params.modelPath or None, device=params.device,
-                                            domain=params.domain, strength=params.strength,
-                                            batchSize=params.batchSize or None, progress=self._onProgress,
-                                            shouldStop=lambda: self._cancelRequested)
+                output = self.logic.denoise(inputNode, strength=params.strength, progress=self._onProgress,
+                                            shouldStop=lambda: self._cancelRequested, **options)
             except self.logic.cancelledError() as exc:
                 self.ui.statusLabel.text = str(exc)
                 return
             finally:
                 self._setRunning(False)
             self.ui.statusLabel.text = _("Done: {name}").format(name=output.GetName())
-            self.logic.showSideBySide(params.inputVolume, output)
+            self.logic.showSideBySide(inputNode, output)
+
+    def _ensureTorch(self) -> None:
+        """Install PyTorch if it is missing, with Denoise and Start disabled so that no second install can start."""
+        if self.logic.torchAvailable():
+            return
+        self._installing = True
+        self.ui.finetuneStartButton.enabled = False
+        self.ui.statusLabel.text = _("Installing PyTorch… (details in the Python console)")
+        self.ui.progressBar.setRange(0, 0)  # busy indicator: the installer reports no fraction done
+        self.ui.progressBar.show()
+        self._updateButtons()
+        try:
+            self.logic.ensureTorch(interactive=True)
+            self.ui.statusLabel.text = _("PyTorch installed.")
+            self.ui.deviceLabel.text = self.logic.deviceDescription()
+        finally:
+            self._installing = False
+            self.ui.progressBar.setRange(0, 100)
+            self.ui.progressBar.hide()
+            self.ui.finetuneStartButton.enabled = self._finetune is None
+            self._updateButtons()
+
+    def _confirmLongRun(self, inputNode, options: dict) -> bool:
+        """For a long input, say how many frames and about how long, and ask before starting."""
+        self.ui.statusLabel.text = _("Timing the first frames…")
+        with slicer.util.WaitCursor():
+            estimate = self.logic.estimateRun(inputNode, **options)
+        self.ui.statusLabel.text = ""
+        if estimate is None or not estimate.needs_confirmation:
+            return True
+        return slicer.util.confirmOkCancelDisplay(estimate.question, windowTitle=_("Speckle2Self"))
 
     def _setRunning(self, running: bool) -> None:
         self._running = running
@@ -250,20 +306,26 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onFinetuneStart(self) -> None:
         params = self._parameterNode
         nodes = self.ui.finetuneVolumesSelector.checkedNodes()
-        with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start fine-tuning."), waitCursor=True):
-            self.logic.ensureTorch(interactive=True)
-            self._finetune = self.logic.startFinetuning(
-                nodes, params.finetuneOutputName, steps=params.finetuneSteps, learningRate=params.finetuneLearningRate,
-                model=params.modelPath or None, device=params.device,
-                onEvent=self._onFinetuneEvent)
+        if self._installing or self._finetune is not None:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start fine-tuning."), waitCursor=False):
+            self._ensureTorch()
+            with slicer.util.WaitCursor():
+                self._finetune = self.logic.startFinetuning(
+                    nodes, params.finetuneOutputName, steps=params.finetuneSteps,
+                    learningRate=params.finetuneLearningRate, model=params.modelPath or None, device=params.device,
+                    onEvent=self._onFinetuneEvent)
             self.ui.finetuneStartButton.enabled = False
             self.ui.finetuneStopButton.enabled = True
-            self.ui.finetuneStatusLabel.text = _("Starting…")
+            self.ui.finetuneStatusLabel.text = _("Starting… the model will be saved as {name}").format(
+                name=self._finetune.output.name)
 
     def onFinetuneStop(self) -> None:
         if self._finetune is not None:
             self._finetune.stop()
-            self.ui.finetuneStatusLabel.text = _("Stopping after the current step; the best model so far is kept…")
+            self.ui.finetuneStatusLabel.text = _(
+                "Stopping after the current step; the best model so far is kept (a process that does not stop "
+                "within {seconds:.0f} s is ended)…").format(seconds=self._finetune.graceSeconds)
 
     def _onFinetuneEvent(self, event: dict) -> None:
         kind = event.get("event")
@@ -279,8 +341,9 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._selectModel(event["model"])
                 self.ui.finetuneStatusLabel.text = _("Saved {model}").format(**event)
             else:
-                message = event.get("message", _("the fine-tuning process ended unexpectedly"))
-                self.ui.finetuneStatusLabel.text = message
+                from speckle2self.worker_process import exit_message
+                message = event.get("message") if kind == "error" else exit_message(event)
+                self.ui.finetuneStatusLabel.text = message.splitlines()[0]
                 slicer.util.errorDisplay(_("Fine-tuning failed: {message}").format(message=message))
 
 
@@ -325,7 +388,10 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                 _("Speckle2Self needs PyTorch, which is not installed yet. Install it now? This downloads "
                   "several hundred megabytes and can take a few minutes.")):
             raise RuntimeError(_("PyTorch is required; the installation was declined."))
-        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False, torchVersionRequirement=">=2.1") is None:
+        with slicer.util.WaitCursor():
+            installed = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
+                                                                      torchVersionRequirement=">=2.1")
+        if installed is None:
             raise RuntimeError(_("PyTorch was not installed; see the Python console for details."))
 
     @staticmethod
@@ -387,6 +453,36 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
             return self._denoiseSequence(browser, inputNode, options)
         return self._denoiseVolume(inputNode, outputNode, options)
 
+    def estimateRun(self, inputNode, model=None, device: str = "auto", domain: str = "auto",
+                    batchSize: int | None = None):
+        """Frames and expected seconds for denoising `inputNode` (timed on one batch of its first frames).
+
+        Returns a speckle2self.slicer_support.RunEstimate, or None for an input short enough not to
+        need one (the panel asks before a long run; console and batch calls do not ask).
+        """
+        from speckle2self.slicer_support import ESTIMATE_ABOVE_FRAMES, estimate_run
+        if inputNode is None:
+            raise ValueError(_("No input volume selected."))
+        self.ensureTorch(interactive=False)
+        isVector = inputNode.IsA("vtkMRMLVectorVolumeNode")
+        browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(inputNode)
+        if browser is not None:
+            sequence = browser.GetSequenceNode(inputNode)
+            count = sequence.GetNumberOfDataNodes()
+
+            def readFrame(i: int):
+                return slicer.util.arrayFromVolume(sequence.GetNthDataNode(i))
+        else:
+            voxels = slicer.util.arrayFromVolume(inputNode)
+            count = voxels.shape[0]
+
+            def readFrame(i: int):
+                return voxels[i:i + 1]
+        if count <= ESTIMATE_ABOVE_FRAMES:
+            return None
+        return estimate_run(readFrame, count, isVector, model=model, device=device, domain=domain,
+                            batch_size=batchSize)
+
     def _denoiseVolume(self, inputNode, outputNode, options):
         from speckle2self.slicer_support import denoise_volume_array, display_window
         isVector = inputNode.IsA("vtkMRMLVectorVolumeNode")
@@ -412,12 +508,21 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
 
     def _denoiseSequence(self, browser, proxyNode, options):
         from speckle2self.slicer_support import denoise_frame_stream
+        if browser.GetRecordingActive():
+            raise RuntimeError(_("Sequence browser '{browser}' is recording; stop recording, then denoise.").format(
+                browser=browser.GetName()))
         inputSequence = browser.GetSequenceNode(proxyNode)
         isVector = proxyNode.IsA("vtkMRMLVectorVolumeNode")
         count = inputSequence.GetNumberOfDataNodes()
         outputSequence = slicer.mrmlScene.AddNewNodeByClass(
             "vtkMRMLSequenceNode", slicer.mrmlScene.GenerateUniqueName(inputSequence.GetName() + " denoised"))
-        outputSequence.CopySequenceIndex(inputSequence)
+        # Index name, unit and type only: CopySequenceIndex would also copy the item list with empty
+        # data nodes, and the sequence would then never get its DataNodeClassName.
+        outputSequence.SetIndexName(inputSequence.GetIndexName())
+        outputSequence.SetIndexUnit(inputSequence.GetIndexUnit())
+        outputSequence.SetIndexType(inputSequence.GetIndexType())
+        outputSequence.SetNumericIndexValueTolerance(inputSequence.GetNumericIndexValueTolerance())
+        outputSequence.SetAttribute("DataNodeClassName", "vtkMRMLScalarVolumeNode")
         frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Speckle2Self frame")
 
         def readFrame(i: int):
@@ -428,18 +533,27 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
             frameNode.CopyOrientation(inputSequence.GetNthDataNode(i))
             outputSequence.SetDataNodeAtValue(frameNode, inputSequence.GetNthIndexValue(i))
 
+        wasPlaying, selectedItem = browser.GetPlaybackActive(), browser.GetSelectedItemNumber()
+        browser.SetPlaybackActive(False)  # paused while the output sequence is built
         try:
-            denoise_frame_stream(readFrame, writeFrame, count, isVector, **options)
+            denoise_frame_stream(readFrame, writeFrame, count, isVector, scratch_dir=slicer.app.temporaryPath,
+                                 **options)
             browser.AddSynchronizedSequenceNode(outputSequence)
             browser.SetOverwriteProxyName(outputSequence, True)
             slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
-            proxy = browser.GetProxyNode(outputSequence)
-            proxy.SetAndObserveTransformNodeID(proxyNode.GetTransformNodeID())
         except Exception:
             slicer.mrmlScene.RemoveNode(outputSequence)
             raise
         finally:
             slicer.mrmlScene.RemoveNode(frameNode)
+            browser.SetSelectedItemNumber(selectedItem)
+            browser.SetPlaybackActive(wasPlaying)
+        proxy = browser.GetProxyNode(outputSequence)
+        if proxy is None:
+            raise RuntimeError(_("The denoised sequence '{sequence}' was made, but browser '{browser}' shows no "
+                                 "volume for it. Select it in the Sequences module to view it.").format(
+                sequence=outputSequence.GetName(), browser=browser.GetName()))
+        proxy.SetAndObserveTransformNodeID(proxyNode.GetTransformNodeID())
         return proxy
 
     def denoiseFiles(self, paths, outputFolder, model=None, device: str = "auto", domain: str = "auto",
@@ -453,17 +567,29 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                  "error": r.error, "frames": r.frames, "seconds": r.seconds, "notes": r.notes} for r in reports]
 
     def showSideBySide(self, inputNode, outputNode) -> None:
-        """Input in the left view, result in the right, pan and zoom linked."""
+        """Input in the left view, result in the right, pan and zoom linked, both showing the frames face on.
+
+        The side-by-side layout asks for an axial Yellow view only when that view is first created;
+        in a running Slicer Yellow is usually sagittal. So both views are set explicitly to the
+        orientation of the input's frame plane before they are rotated onto the volume and fitted.
+        """
+        from speckle2self.slicer_support import frame_plane_orientation
         layoutManager = slicer.app.layoutManager()
         if layoutManager is None:
             return
         layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+        ijkToRas, toWorld = vtk.vtkMatrix4x4(), vtk.vtkMatrix4x4()
+        inputNode.GetIJKToRASMatrix(ijkToRas)
+        slicer.vtkMRMLTransformNode.GetMatrixTransformBetweenNodes(inputNode.GetParentTransformNode(), None, toWorld)
+        orientation = frame_plane_orientation(slicer.util.arrayFromVTKMatrix(ijkToRas),
+                                              slicer.util.arrayFromVTKMatrix(toWorld))
         for viewName, node in (("Red", inputNode), ("Yellow", outputNode)):
             sliceLogic = layoutManager.sliceWidget(viewName).sliceLogic()
             composite = sliceLogic.GetSliceCompositeNode()
             composite.SetBackgroundVolumeID(node.GetID())
             composite.SetForegroundVolumeID(None)
             composite.SetLinkedControl(True)
+            sliceLogic.GetSliceNode().SetOrientation(orientation)
             sliceLogic.GetSliceNode().RotateToVolumePlane(node)
             sliceLogic.FitSliceToBackground()
 
@@ -474,19 +600,21 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         """Export the volumes (all frames of cines), then fine-tune in a PythonSlicer process.
 
         `onEvent(dict)` receives the worker's events on the main thread; the loss curve is plotted live.
-        The model is written under Slicer's user folder, never into the extension's install folder.
+        The model is written under the user's model folder, never into the extension's install folder,
+        and never over an earlier model: a taken name gets a number (`name_2.pt`, …).
         """
         from speckle2self.finetune_worker import write_spec
+        from speckle2self.slicer_support import free_model_path
         if not volumeNodes:
             raise ValueError(_("Select at least one volume or cine to fine-tune on."))
         workDir = Path(slicer.util.tempDirectory("Speckle2Self-finetune"))
         data = [self._exportFrames(node, workDir / f"data{i}.nrrd") for i, node in enumerate(volumeNodes)]
         modelDir = USER_MODEL_DIR
         modelDir.mkdir(parents=True, exist_ok=True)
-        output = modelDir / (Path(outputName).stem + ".pt")
+        output = free_model_path(modelDir, outputName)
         spec = write_spec(workDir / "job.json", [str(p) for p in data], str(output), init=model, steps=steps,
                           lr=learningRate, device=device)
-        return FinetuneProcess(spec, onEvent)
+        return FinetuneProcess(spec, output, onEvent)
 
     def _exportFrames(self, node, path: Path) -> Path:
         """Write a volume (or every frame of its sequence) to NRRD for the worker, as grey frames."""
@@ -505,56 +633,52 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
 
 
 class FinetuneProcess:
-    """A running fine-tuning worker: events are read on a thread and delivered on the main thread."""
+    """A running fine-tuning worker: its output is read on a thread, its events delivered on the main thread.
 
-    def __init__(self, spec: Path, onEvent) -> None:
-        from speckle2self.finetune_worker import parse_event
+    The process handling (decoding, last output lines, stop then kill) is speckle2self.worker_process.
+    """
+
+    def __init__(self, spec: Path, output: Path, onEvent) -> None:
+        from speckle2self.worker_process import STOP_GRACE_SECONDS, WorkerProcess
         self.spec = spec
+        self.output = output
         self.onEvent = onEvent
         self.events: list[dict] = []
-        self._parse = parse_event
-        self._queue: queue.Queue = queue.Queue()
+        self.graceSeconds = STOP_GRACE_SECONDS
         self._plotNodes: dict = {}
         python = shutil.which("PythonSlicer") or sys.executable
         env = {"PYTHONPATH": str(MODULE_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        self.process = slicer.util.launchConsoleProcess([python, "-m", "speckle2self.finetune_worker", str(spec)],
-                                                        updateEnvironment=env)
-        threading.Thread(target=self._read, daemon=True).start()
+        process = slicer.util.launchConsoleProcess([python, "-m", "speckle2self.finetune_worker", str(spec)],
+                                                   updateEnvironment=env)
+        self.worker = WorkerProcess(process, spec.with_suffix(".stop"), grace_seconds=self.graceSeconds,
+                                    on_log=lambda line: logging.info(f"Speckle2Self fine-tuning: {line}"))
         self._timer = qt.QTimer()
         self._timer.setInterval(200)
         self._timer.connect("timeout()", self._deliver)
         self._timer.start()
 
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            event = self._parse(line)
-            if event is None:
-                logging.info(f"Speckle2Self fine-tuning: {line.rstrip()}")
-            else:
-                self._queue.put(event)
-        self.process.wait()
-        self._queue.put({"event": "exited", "code": self.process.returncode})
-
     def _deliver(self) -> None:
         from speckle2self.slicer_support import loss_curve_rows
-        while not self._queue.empty():
-            event = self._queue.get()
+        for event in self.worker.poll():
             if event["event"] == "exited" and any(e["event"] in ("finished", "error") for e in self.events):
                 self._timer.stop()
                 continue
             self.events.append(event)
             if event["event"] == "step":
+                # The chart is put in the layout once, when its nodes are made; later steps only update them.
                 slicer.util.plot(loss_curve_rows(self.events), xColumnIndex=0,
                                  columnNames=["step", "loss", "reconstruction", "consistency"],
-                                 title="Speckle2Self fine-tuning loss", nodes=self._plotNodes)
+                                 title="Speckle2Self fine-tuning loss", nodes=self._plotNodes,
+                                 show=not self._plotNodes)
             if event["event"] in ("finished", "error", "exited"):
                 self._timer.stop()
             if self.onEvent is not None:
                 self.onEvent(event)
 
     def stop(self) -> None:
-        """Ask the worker to stop after its current step and save the best model so far."""
-        self.spec.with_suffix(".stop").write_text("stop", encoding="utf-8")
+        """Ask the worker to stop after its current step and save the best model so far; a worker
+        still running `graceSeconds` later is killed (checked on every delivery)."""
+        self.worker.request_stop()
 
 
 #
@@ -568,7 +692,15 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
 
+    TORCH_MISSING = "PyTorch is not installed: the denoising tests are skipped (install the PyTorch extension to run them)"
+
     def runTest(self) -> None:
+        self.setUp()
+        self.test_views_show_input_and_result_face_on_in_one_orientation()
+        if not Speckle2SelfLogic.torchAvailable():
+            logging.warning(self.TORCH_MISSING)
+            self.delayDisplay(self.TORCH_MISSING)
+            return
         self.setUp()
         self.test_volume_geometry_and_speckle()
         self.setUp()
@@ -577,6 +709,63 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.test_sequence_frames_and_browser()
         self.setUp()
         self.test_cancel_leaves_no_node()
+        self.setUp()
+        self.test_cancelling_a_cine_leaves_no_sequence_and_restores_the_browser()
+
+    def _requireTorch(self) -> None:
+        """Skip (as TotalSegmentator and MONAIAuto3DSeg do) on a build machine without PyTorch, saying why."""
+        if not Speckle2SelfLogic.torchAvailable():
+            logging.warning(self.TORCH_MISSING)
+            self.skipTest(self.TORCH_MISSING)
+
+    def _sliceToRasRotation(self, viewName: str):
+        sliceNode = slicer.app.layoutManager().sliceWidget(viewName).sliceLogic().GetSliceNode()
+        return slicer.util.arrayFromVTKMatrix(sliceNode.GetSliceToRAS())[:3, :3]
+
+    def test_views_show_input_and_result_face_on_in_one_orientation(self) -> None:
+        """Red and Yellow end up with the same slice-to-RAS orientation, looking along K, whatever
+        Yellow showed before (a running Slicer leaves it sagittal)."""
+        import numpy as np
+        if slicer.app.layoutManager() is None:
+            self.skipTest("no main window, so no slice views")
+        self.delayDisplay("Side-by-side views")
+        rng = np.random.default_rng(1)
+        cases = {"2-D frame": (rng.random((1, 60, 80)), np.diag([0.2, 0.3, 1.0, 1.0]), False),
+                 "K-frame stack": (rng.random((5, 60, 80)), np.diag([0.2, 0.2, 0.5, 1.0]), False),
+                 "DICOM-like cine": (rng.random((1, 60, 80)), np.diag([-0.25, -0.25, 1.0, 1.0]), True)}
+        for name, (voxels, ijkToRas, isCine) in cases.items():
+            with self.subTest(name):
+                slicer.mrmlScene.Clear()
+                node = slicer.util.addVolumeFromArray(voxels.astype(np.float32), ijkToRAS=ijkToRas, name=name)
+                if isCine:
+                    node = self._cineOf(node, frames=3)[2]
+                result = slicer.modules.volumes.logic().CloneVolume(slicer.mrmlScene, node, name + " result")
+                slicer.app.layoutManager().sliceWidget("Yellow").sliceLogic().GetSliceNode().SetOrientationToSagittal()
+                Speckle2SelfLogic().showSideBySide(node, result)
+                red, yellow = self._sliceToRasRotation("Red"), self._sliceToRasRotation("Yellow")
+                self.assertTrue(np.allclose(red, yellow), f"{name}: Red {red.tolist()}, Yellow {yellow.tolist()}")
+                self.assertTrue(np.allclose(np.abs(red[:, 2]), [0, 0, 1]), f"{name}: slice normal {red[:, 2]}")
+
+    def _cineOf(self, node, frames: int):
+        """A cine whose frame i is slice i (cyclically) of `node`, with `node`'s geometry and index 'time' in s.
+
+        Returns its browser, sequence and proxy node; `node` itself is removed from the scene."""
+        import numpy as np
+        sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
+        sequence.SetIndexName("time")
+        sequence.SetIndexUnit("s")
+        frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "frame")
+        voxels = slicer.util.arrayFromVolume(node)
+        for i in range(frames):
+            slicer.util.updateVolumeFromArray(frameNode, np.ascontiguousarray(voxels[i % len(voxels)][None]))
+            frameNode.CopyOrientation(node)
+            sequence.SetDataNodeAtValue(frameNode, str(0.05 * i))
+        slicer.mrmlScene.RemoveNode(frameNode)
+        slicer.mrmlScene.RemoveNode(node)
+        browser = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
+        browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
+        slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
+        return browser, sequence, browser.GetProxyNode(sequence)
 
     def _speckleVolume(self, frames: int = 2):
         import numpy as np
@@ -589,6 +778,7 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
     def test_volume_geometry_and_speckle(self) -> None:
         import numpy as np
         from speckle2self.metrics import speckle_snr
+        self._requireTorch()
         self.delayDisplay("Denoising a speckle volume")
         node, cine = self._speckleVolume()
         before = slicer.util.arrayFromVolume(node).copy()
@@ -605,6 +795,7 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
 
     def test_rgb_volume_gives_grey_result(self) -> None:
         import numpy as np
+        self._requireTorch()
         self.delayDisplay("Denoising an RGB volume")
         envelope = self._speckleVolume()[1].envelope
         grey = np.round(envelope / envelope.max() * 255)
@@ -616,19 +807,10 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
 
     def test_sequence_frames_and_browser(self) -> None:
         import numpy as np
+        self._requireTorch()
         self.delayDisplay("Denoising a cine")
-        node, cine = self._speckleVolume(frames=3)
-        sequence = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
-        frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "frame")
-        for i, frame in enumerate(cine.envelope):
-            slicer.util.updateVolumeFromArray(frameNode, frame[None].astype("float32"))
-            frameNode.CopyOrientation(node)
-            sequence.SetDataNodeAtValue(frameNode, str(0.05 * i))
-        slicer.mrmlScene.RemoveNode(frameNode)
-        browser = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
-        browser.SetAndObserveMasterSequenceNodeID(sequence.GetID())
-        slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
-        proxy = browser.GetProxyNode(sequence)
+        browser, sequence, proxy = self._cineOf(self._speckleVolume(frames=3)[0], frames=3)
+        browser.SetSelectedItemNumber(1)
         before = [slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)).copy() for i in range(3)]
         outProxy = Speckle2SelfLogic().denoise(proxy, device="cpu")
         outSequence = browser.GetSequenceNode(outProxy)  # found through the input's browser: plays in sync
@@ -637,6 +819,10 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertEqual(outSequence.GetNumberOfDataNodes(), 3)
         self.assertEqual([outSequence.GetNthIndexValue(i) for i in range(3)],
                          [sequence.GetNthIndexValue(i) for i in range(3)])
+        self.assertEqual((outSequence.GetIndexName(), outSequence.GetIndexUnit()), ("time", "s"))
+        self.assertEqual(outSequence.GetAttribute("DataNodeClassName"), "vtkMRMLScalarVolumeNode")
+        self.assertEqual(outSequence.GetDataNodeClassName(), "vtkMRMLScalarVolumeNode")
+        self.assertEqual(browser.GetSelectedItemNumber(), 1)
         self.assertIsNone(slicer.mrmlScene.GetFirstNodeByName("Speckle2Self frame"))  # temporary node removed
         for i in range(3):
             self.assertTrue(np.array_equal(slicer.util.arrayFromVolume(sequence.GetNthDataNode(i)), before[i]))
@@ -646,9 +832,24 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertTrue(np.allclose(slicer.util.arrayFromVTKMatrix(inMatrix), slicer.util.arrayFromVTKMatrix(outMatrix)))
 
     def test_cancel_leaves_no_node(self) -> None:
+        self._requireTorch()
         self.delayDisplay("Cancelling")
         node, _cine = self._speckleVolume(frames=4)
         nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
         with self.assertRaises(Speckle2SelfLogic.cancelledError()):
             Speckle2SelfLogic().denoise(node, device="cpu", batchSize=1, shouldStop=lambda: True)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+
+    def test_cancelling_a_cine_leaves_no_sequence_and_restores_the_browser(self) -> None:
+        self._requireTorch()
+        self.delayDisplay("Cancelling a cine")
+        browser, _sequence, proxy = self._cineOf(self._speckleVolume(frames=4)[0], frames=4)
+        browser.SetSelectedItemNumber(2)
+        browser.SetPlaybackActive(True)
+        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        with self.assertRaises(Speckle2SelfLogic.cancelledError()):
+            Speckle2SelfLogic().denoise(proxy, device="cpu", batchSize=1, shouldStop=lambda: True)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+        self.assertTrue(browser.GetPlaybackActive())
+        browser.SetPlaybackActive(False)
+        self.assertEqual(browser.GetSelectedItemNumber(), 2)

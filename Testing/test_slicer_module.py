@@ -136,3 +136,91 @@ def test_the_catalog_rules_reject_what_the_index_would_reject():
         jsonschema.validate({"$schema": "x", "category": "Ultrasound", "scm_url": "u", "homepage": "h"}, CATALOG_ENTRY)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"$schema": "x", "category": "Ultrasound"}, CATALOG_ENTRY)
+
+
+# Behaviour in a running Slicer that can be checked in the source (issue 12)
+
+def _function(tree, name: str, owner: str | None = None) -> ast.FunctionDef:
+    scope = tree if owner is None else next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == owner)
+    found = [n for n in ast.walk(scope) if isinstance(n, ast.FunctionDef) and n.name == name]
+    assert len(found) == 1, f"{name}: {len(found)} definitions"
+    return found[0]
+
+
+def _calls(node: ast.AST, attribute: str) -> list[ast.Call]:
+    return [n for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == attribute]
+
+
+def test_output_sequences_are_not_made_with_copy_sequence_index(tree):
+    # CopySequenceIndex copies the item list with empty data nodes: DataNodeClassName would never be set.
+    assert _calls(tree, "CopySequenceIndex") == []
+
+
+def test_output_sequence_gets_index_name_unit_type_and_data_node_class(tree):
+    function = _function(tree, "_denoiseSequence")
+    for setter in ("SetIndexName", "SetIndexUnit", "SetIndexType"):
+        assert _calls(function, setter), setter
+    class_name = [c for c in _calls(function, "SetAttribute") if ast.literal_eval(c.args[0]) == "DataNodeClassName"]
+    assert class_name and ast.literal_eval(class_name[0].args[1]) == "vtkMRMLScalarVolumeNode"
+
+
+def test_both_views_get_their_orientation_set_before_they_are_rotated_and_fitted(tree):
+    function = _function(tree, "showSideBySide")
+    loop = next(n for n in ast.walk(function) if isinstance(n, ast.For))
+    views = {e.elts[0].value for e in loop.iter.elts}
+    first = {name: min(c.lineno for c in _calls(loop, name))
+             for name in ("SetOrientation", "RotateToVolumePlane", "FitSliceToBackground")}
+    assert views == {"Red", "Yellow"}
+    assert first["SetOrientation"] < first["RotateToVolumePlane"] < first["FitSliceToBackground"]
+
+
+def test_the_loss_chart_is_put_in_the_layout_only_when_it_is_first_made(tree):
+    plots = _calls(tree, "plot")
+    assert len(plots) == 1
+    keywords = {k.arg: k.value for k in plots[0].keywords}
+    assert "show" in keywords and not isinstance(keywords["show"], ast.Constant)  # never the default show=True
+    assert ast.unparse(keywords["show"]) == f"not {ast.unparse(keywords['nodes'])}"
+
+
+def test_pytorch_is_installed_from_the_panel_only_with_its_buttons_locked(tree):
+    installs = [c for c in _calls(tree, "ensureTorch") if any(k.arg == "interactive" and k.value.value is True
+                                                              for k in c.keywords)]
+    guard = _function(tree, "_ensureTorch")
+    assert installs and all(any(c is i for c in ast.walk(guard)) for i in installs)
+    locks = [n for n in ast.walk(guard) if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "self._installing"
+             and n.value.value is True]
+    assert locks and locks[0].lineno < installs[0].lineno
+
+
+def test_input_selectors_hide_labelmaps_dwi_and_dti_volumes(tree):
+    constant = next(n for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "NOT_INPUT_CLASSES")
+    assert set(ast.literal_eval(constant.value)) == {"vtkMRMLLabelMapVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode",
+                                                     "vtkMRMLDiffusionTensorVolumeNode"}
+    loop = next(n for n in ast.walk(_function(tree, "setup")) if isinstance(n, ast.For)
+                and "hideChildNodeTypes" in ast.unparse(n))
+    assert {ast.unparse(e) for e in loop.iter.elts} == {"self.ui.inputSelector", "self.ui.finetuneVolumesSelector"}
+
+
+def test_the_sample_is_registered_with_sample_data_at_startup(tree):
+    connects = [c for c in _calls(_function(tree, "__init__", "Speckle2Self"), "connect") if ast.literal_eval(c.args[0]) == "startupCompleted()"]
+    assert [ast.unparse(c.args[1]) for c in connects] == ["registerSampleData"]
+    assert _calls(_function(tree, "registerSampleData"), "registerCustomSampleDataSource")
+
+
+def _test_class(tree) -> ast.ClassDef:
+    return next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Speckle2SelfTest")
+
+
+def test_in_slicer_tests_cover_views_sequence_class_name_and_cancel(tree):
+    source = ast.unparse(_test_class(tree))
+    assert "def test_views_show_input_and_result_face_on_in_one_orientation" in source
+    assert "GetAttribute('DataNodeClassName')" in source
+    assert "def test_cancel_leaves_no_node" in source and "def test_cancelling_a_cine_leaves_no_sequence" in source
+
+
+def test_in_slicer_denoising_tests_are_skipped_without_pytorch(tree):
+    for method in _test_class(tree).body:
+        if isinstance(method, ast.FunctionDef) and method.name.startswith("test_") and _calls(method, "denoise"):
+            assert _calls(method, "_requireTorch"), f"{method.name} would fail, not skip, without PyTorch"
+    assert "skipTest" in ast.unparse(_function(tree, "_requireTorch"))
