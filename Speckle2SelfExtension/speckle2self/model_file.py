@@ -119,6 +119,8 @@ def _log_card(arch: Architecture, training: dict, network_input: dict) -> dict:
         "layout": card["input"]["layout"],
         "output": card["input"]["output"],
     }
+    if "local_mean_radius" in network_input:
+        card["input"]["local_mean_radius"] = int(network_input["local_mean_radius"])
     return card
 
 

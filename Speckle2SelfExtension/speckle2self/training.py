@@ -25,6 +25,7 @@ from .losses import LossWeights, speckle2self_loss
 from .model_file import LoadedModel, load_model, make_card
 from .network import Architecture, Speckle2SelfNet
 from .perturb import multiscale_views
+from .speckle_noise import log_speckle
 from .training_data import TrainingFrames
 
 CHECKPOINT_FORMAT = "speckle2self-checkpoint"
@@ -234,10 +235,15 @@ def _lr_at(config: TrainConfig, step: int) -> float:
 
 
 def _validation_batch(validation: TrainingFrames, config: TrainConfig) -> torch.Tensor:
-    """Fixed crops of the held-out frames (two per frame, at most 64), the same at every check."""
+    """Fixed crops of the held-out frames (two per frame, at most 64), the same at every check;
+    with re-speckling, a second channel holds each crop's fixed synthetic speckle."""
     rng = np.random.default_rng(config.seed + 1)
     count = min(64, 2 * len(validation))
-    return torch.from_numpy(validation.sample_crops(rng, count)).unsqueeze(1)
+    frames: list[int] = []
+    batch = torch.from_numpy(validation.sample_crops(rng, count, frames)).unsqueeze(1)
+    if config.weights.respeckle > 0:
+        batch = torch.cat([batch, respeckle_noise(validation, frames, batch.shape[-2:], rng)], dim=1)
+    return batch
 
 
 def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConfig, dev: torch.device) -> float:
@@ -245,9 +251,13 @@ def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConf
     net.eval()
     total, count = 0.0, 0
     with torch.no_grad():
+        alpha = config.weights.respeckle
         for part in batch.split(8):
-            views = multiscale_views(part.to(dev), net.arch.scales, net.arch.interpolation)
-            loss, _ = speckle2self_loss(net(views), views, config.weights)
+            part = part.to(dev)
+            views = multiscale_views(part[:, :1], net.arch.scales, net.arch.interpolation)
+            inputs = multiscale_views(part[:, :1] + alpha * part[:, 1:], net.arch.scales,
+                                      net.arch.interpolation) if alpha > 0 else None
+            loss, _ = speckle2self_loss(net(inputs or views), views, config.weights, inputs)
             total += float(loss) * len(part)
             count += len(part)
     net.train()
@@ -290,12 +300,17 @@ def _weights_at(config: TrainConfig, step: int) -> LossWeights:
 
 def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, config: TrainConfig,
                 weights: LossWeights, dev, scaler, ctx: DistContext) -> dict[str, float]:
-    batch = torch.from_numpy(data.sample_crops(rng, config.batch_size)).unsqueeze(1)
+    frames: list[int] = []
+    batch = torch.from_numpy(data.sample_crops(rng, config.batch_size, frames)).unsqueeze(1)
+    alpha = weights.respeckle
+    if alpha > 0:
+        batch = torch.cat([batch, respeckle_noise(data, frames, batch.shape[-2:], rng)], dim=1)
     batch = ctx.shard(augment(batch, rng, config.augmentation)).to(dev)
-    views = multiscale_views(batch, arch.scales, arch.interpolation)
+    views = multiscale_views(batch[:, :1], arch.scales, arch.interpolation)
+    inputs = multiscale_views(batch[:, :1] + alpha * batch[:, 1:], arch.scales, arch.interpolation) if alpha > 0 else views
     with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=scaler is not None):
-        outputs = model(views)
-    loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights)
+        outputs = model(inputs)
+    loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights, inputs if alpha > 0 else None)
     if not np.isfinite(terms["total"]):
         raise FloatingPointError(f"training diverged (loss {terms['total']}); lower the learning rate")
     opt.zero_grad(set_to_none=True)
@@ -307,6 +322,17 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
         loss.backward()
         opt.step()
     return ctx.mean(terms)
+
+
+def respeckle_noise(data: TrainingFrames, frames: list[int], size, rng: np.random.Generator) -> torch.Tensor:
+    """(B, 1, H, W) synthetic log speckle, each crop's at its own frame's strength and grain."""
+    gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
+    out = torch.zeros((len(frames), 1, *size))
+    for i, k in enumerate(frames):
+        strength, psf = data.noise_params(k)
+        if strength > 0:
+            out[i, 0] = strength * log_speckle(tuple(size), psf, gen)
+    return out
 
 
 def _state_copy(net: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -37,6 +37,7 @@ class TrainingFrames:
         self.crop = crop
         self.network_input = network_input or {"domain": "envelope"}
         self._log_maps: dict[int, object] = {}
+        self._noise: dict[tuple[int, int], tuple[float, tuple[float, float]]] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -74,6 +75,22 @@ class TrainingFrames:
             x = bmode_to_envelope((x - lo) / max(hi - lo, 1e-12))
         return normalise(x[None])[0][0]
 
+    def noise_params(self, k: int) -> tuple[float, tuple[float, float]]:
+        """Frame k's log-speckle strength and point-spread widths on the network's grid (cached):
+        what re-speckling (speckle2self.speckle_noise) must synthesise for it."""
+        key = self.index[k]
+        if key not in self._noise:
+            from .speckle_noise import speckle_params
+            self._noise[key] = speckle_params(self.frame(k), self._network_region(key[0]))
+        return self._noise[key]
+
+    def _network_region(self, s: int) -> np.ndarray | None:
+        if self.network_input.get("domain") != "log":
+            return None
+        mapping = self._log_map(s)
+        from .log_mapping import resize
+        return resize(mapping.region[None].astype(np.float32), mapping.resampling.size)[0] > 0.5
+
     def _log_map(self, s: int):
         """Source s's mapping to a log-domain network: the same as inference uses (scan region, grain)."""
         if s not in self._log_maps:
@@ -98,11 +115,15 @@ class TrainingFrames:
         return {"arrays": len(used), "frames": len(self), "frame_shapes": [list(s) for s in shapes[:20]],
                 "domains": sorted({self.domains[s] for s in used})}
 
-    def sample_crops(self, rng: np.random.Generator, batch: int) -> np.ndarray:
-        """(batch, crop, crop) random crops of uniformly chosen frames."""
+    def sample_crops(self, rng: np.random.Generator, batch: int, frames: list[int] | None = None) -> np.ndarray:
+        """(batch, crop, crop) random crops of uniformly chosen frames (their indices appended to
+        `frames` when a list is given)."""
         out = np.empty((batch, self.crop, self.crop), dtype=np.float32)
         for b in range(batch):
-            frame = _at_least(self.frame(int(rng.integers(len(self)))), self.crop)
+            k = int(rng.integers(len(self)))
+            if frames is not None:
+                frames.append(k)
+            frame = _at_least(self.frame(k), self.crop)
             r = int(rng.integers(frame.shape[0] - self.crop + 1))
             c = int(rng.integers(frame.shape[1] - self.crop + 1))
             out[b] = frame[r:r + self.crop, c:c + self.crop]

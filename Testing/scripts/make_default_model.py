@@ -77,12 +77,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "Resources/Models/speckle2self_default.pt")
     ap.add_argument("--data", type=Path, default=Path("simulated"))
     ap.add_argument("--frames", type=int, default=64, help="training frames per condition")
-    ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
     ap.add_argument("--scales", default="0.25,0.5,1.0")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--consistency", type=float, default=1.0)
     ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
     ap.add_argument("--local-mean-window", type=int, default=8)
+    ap.add_argument("--respeckle", type=float, default=1.0,
+                    help="re-speckling strength alpha (speckle2self.speckle_noise; 0 = the paper's reconstruction)")
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
@@ -91,23 +93,31 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=2, help="B-mode display maps per simulated envelope")
     ap.add_argument("--grain", type=float, default=0.9, help="speckle half width (px) the model works at")
     ap.add_argument("--checkpoint", type=Path, default=None, help="resumable checkpoint (default: OUT.ckpt)")
+    ap.add_argument("--local-mean-radius", type=int, default=0,
+                    help="box radius of the input's local mean put back at inference (0: none; the training "
+                         "term keeps contrast, and putting it back re-adds the coarse speckle)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 on a busy machine)")
     ap.add_argument("--export-checkpoint", type=Path, default=None,
                     help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
     if args.export_checkpoint is not None:
         export_checkpoint(args.export_checkpoint, args.out)
         return
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     frames, description = training_frames(args.data, args.frames, args.views, args.seed)
     arch = Architecture(widths=PRESETS[args.preset], scales=tuple(float(s) for s in args.scales.split(",")))
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window), consistency_warmup=args.warmup,
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window, args.respeckle), consistency_warmup=args.warmup,
                          lr_schedule="cosine", domain="bmode",
-                         network_input={"domain": "log", "grain_px": [args.grain, args.grain]})
+                         network_input={"domain": "log", "grain_px": [args.grain, args.grain],
+                                        "local_mean_radius": args.local_mean_radius})
     checkpoint = args.checkpoint or args.out.with_name(args.out.name + ".ckpt")
     started = time.monotonic()
 
     def report(rep):
-        if rep.step % 100 == 0:
+        if rep.step % 25 == 0:
             print(f"step {rep.step}/{rep.total_steps} loss {rep.smoothed_loss:.5f} "
                   f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f} "
                   f"{rep.elapsed_s:.0f}s", flush=True)
