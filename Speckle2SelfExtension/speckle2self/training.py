@@ -20,7 +20,8 @@ from .atomic import atomic_path
 from .augment import Augmentation, augment
 from .devices import resolve_device
 from .distributed import DistContext
-from .errors import InputError, ModelFileError, Speckle2SelfError
+from .errors import InputError, ModelFileError, OutputError, TrainingDiverged
+from .failures import reason
 from .losses import LossWeights, speckle2self_loss
 from .model_file import LoadedModel, load_model, make_card
 from .network import Architecture, Speckle2SelfNet
@@ -297,7 +298,7 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
         outputs = model(views)
     loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights)
     if not np.isfinite(terms["total"]):
-        raise FloatingPointError(f"training diverged (loss {terms['total']}); lower the learning rate")
+        raise TrainingDiverged(f"training diverged (loss {terms['total']}); lower the learning rate")
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -359,8 +360,8 @@ def save_checkpoint(path: str | Path, net, opt, rng, config: TrainConfig, loop: 
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
     except OSError as exc:
-        raise Speckle2SelfError(f"could not write the checkpoint {path} ({exc.strerror or exc}); "
-                                "the previous checkpoint is unchanged") from exc
+        raise OutputError(f"could not write the checkpoint {path} ({reason(exc)}); "
+                          "the previous checkpoint is unchanged") from exc
 
 
 def _load_checkpoint(path: str | Path) -> dict:
@@ -369,8 +370,9 @@ def _load_checkpoint(path: str | Path) -> dict:
         raise ModelFileError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelFileError(f"{path} is not a readable Speckle2Self checkpoint ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # only tensors and plain settings are ever unpickled (weights_only)
+        raise ModelFileError(f"{path} is not a Speckle2Self training checkpoint: it cannot be read as one "
+                             f"({type(exc).__name__}); pass the MODEL.pt.ckpt file an interrupted run wrote") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{path} is not a Speckle2Self training checkpoint")
     return state
