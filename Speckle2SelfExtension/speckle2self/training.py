@@ -62,8 +62,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop", "checkpoint_every", "best_every"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise InputError(f"learning rate must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InputError(f"learning rate must be a positive, finite number, got {self.lr}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise InputError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
 
@@ -256,10 +256,24 @@ def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConf
 
 
 def _resumed_config(state: dict, requested: TrainConfig | None) -> TrainConfig:
-    """Keep the checkpoint's settings; only the step budget may be extended."""
+    """The checkpoint's settings with the requested step budget (the checkpoint's own without one),
+    which must exceed the steps already done: a budget is never silently raised or ignored."""
     saved = TrainConfig.from_dict(state["config"])
-    steps = max(requested.steps, saved.steps) if requested is not None else saved.steps
+    steps = requested.steps if requested is not None else saved.steps
+    check_resume_steps(steps, int(state["step"]))
     return TrainConfig.from_dict({**saved.to_dict(), "steps": steps})
+
+
+def check_resume_steps(steps: int, done: int) -> None:
+    if steps <= done:
+        raise InputError(f"the checkpoint has already trained {done} steps; to continue, ask for more than "
+                         f"{done} steps in total (got {steps})")
+
+
+def checkpoint_progress(path: str | Path) -> tuple[TrainConfig, int]:
+    """A checkpoint's settings and the steps it has done (to plan or report a resumed run)."""
+    state = _load_checkpoint(path)
+    return TrainConfig.from_dict(state["config"]), int(state["step"])
 
 
 def _build_net(arch: Architecture | None, init, state: dict | None,
