@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import Cancelled, InputError, Speckle2SelfError
+from .errors import Cancelled, InputError, ModelFileError, Speckle2SelfError
 from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
@@ -207,6 +207,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         except Cancelled as exc:
             reports.append(FileReport(src, None, False, str(exc)))
             break
+        except ModelFileError:  # the model, not this file: every file would fail the same way
+            raise
         except (Speckle2SelfError, OSError) as exc:
             reports.append(FileReport(src, None, False, str(exc)))
     return reports
