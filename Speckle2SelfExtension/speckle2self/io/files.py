@@ -211,3 +211,17 @@ def _sitk_write(sitk, image, target: Path, final: Path) -> None:
         sitk.WriteImage(image, str(target), useCompression=suffix_of(final) in (".nrrd", ".mha", ".nii.gz"))
     except RuntimeError as exc:
         raise OutputError(f"{final}: could not write: {str(exc).strip().splitlines()[-1]}") from exc
+    _check_written(sitk, image, target, final)
+
+
+def _check_written(sitk, image, target: Path, final: Path) -> None:
+    """Read the written file back: some of ITK's writers (NIfTI) only print a failed write to the
+    console, which would leave a truncated file reported as written."""
+    try:
+        back = sitk.GetArrayFromImage(sitk.ReadImage(str(target)))
+        complete = np.array_equal(back, sitk.GetArrayViewFromImage(image), equal_nan=back.dtype.kind == "f")
+    except RuntimeError:
+        complete = False
+    if not complete:
+        raise OutputError(f"{final}: could not write: the file written does not read back complete "
+                          "(is the disk full?); any previous file there is unchanged")
