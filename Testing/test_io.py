@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from speckle2self.errors import InputError
+from speckle2self.errors import InputError, OutputError
 from speckle2self.io import Volume, read_volume, write_volume
 
 GEOMETRY = dict(spacing=(0.2, 0.3, 0.5), origin=(10.0, -5.0, 2.0),
@@ -101,7 +101,7 @@ def test_read_only_output_folder_is_named(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    with pytest.raises(InputError, match="is not writable"):
+    with pytest.raises(OutputError, match="is not writable"):
         write_volume(folder / "x.nrrd", Volume(_stack()))
 
 

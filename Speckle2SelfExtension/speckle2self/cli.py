@@ -3,31 +3,54 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
+import time
+import traceback
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
 from .devices import DEVICE_CHOICES
-from .errors import Speckle2SelfError
+from .errors import OutputError, Speckle2SelfError
+from .failures import reason
+from .options import MIN_TILE_SIZE, PRECISIONS
+
+
+EXIT_FILE_FAILED = 1
+"""At least one file could not be processed (or the one result could not be written)."""
+EXIT_CANNOT_RUN = 2
+"""The command cannot run as given: a bad option, input or model; nothing was processed."""
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="speckle2self", description="Self-supervised ultrasound speckle reduction.")
+    p = argparse.ArgumentParser(prog="speckle2self", description="Self-supervised ultrasound speckle reduction.",
+                                epilog="Exit status: 0 done, 1 a file failed, 2 the command cannot run as given, "
+                                       "130 interrupted.")
     p.add_argument("--version", action="version", version=f"speckle2self {__version__}")
+    p.add_argument("--debug", action="store_true", help="print Python tracebacks for errors (for bug reports)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("denoise", help="denoise image files or folders")
     d.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     d.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output file (one input file) or folder (several inputs, or a folder)")
+                   help="output file (one input file; its extension sets the format) or folder (several "
+                        "inputs, or a folder; a name with an extension must already be a folder)")
     _add_run_options(d)
     d.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"),
                    help="input domain (auto: 8-bit data is B-mode, anything else envelope)")
     d.add_argument("--grain", type=_grain, default=None, metavar="AXIAL,LATERAL",
                    help="speckle half widths in pixels, instead of measuring them from the images "
                         "(log-domain models resample each frame to the grain they were trained at)")
+    d.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="arithmetic on the device (auto: float16 on CUDA if it agrees with float32, else float32)")
+    d.add_argument("--tile-size", type=_whole_at_least(MIN_TILE_SIZE), default=None, metavar="PIXELS",
+                   help=f"run frames larger than this in overlapping tiles (at least {MIN_TILE_SIZE}; "
+                        "default 2048 on CPU, 1024 on GPU)")
+    d.add_argument("--strength", type=_fraction, default=1.0, metavar="S",
+                   help="blend of input and result: 0 keeps the input, 1 (default) is fully denoised")
 
     f = sub.add_parser("finetune", help="self-supervised training on the frames of files/folders")
     f.add_argument("data", nargs="+", metavar="DATA", help="image files or folders (noisy frames only)")
@@ -36,24 +59,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this Speckle2Self model (default: the bundled model)")
     f.add_argument("--scratch", metavar="PRESET", choices=("paper", "half", "small", "tiny"),
                    help="start from random weights with this width preset instead")
-    f.add_argument("--steps", type=int, default=500)
-    f.add_argument("--crop", type=int, default=128)
-    f.add_argument("--batch-size", type=int, default=8)
-    f.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3, 2e-4 when fine-tuning)")
+    f.add_argument("--steps", type=_whole_at_least(1), default=None, metavar="N",
+                   help="training steps in total (default 500; with --resume: the checkpoint's, and N must "
+                        "exceed the steps it has done)")
+    f.add_argument("--crop", type=_whole_at_least(16), default=None, metavar="PIXELS",
+                   help="side of the square training crops (default 128; fixed by the checkpoint with --resume)")
+    f.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
+                   help="crops per training step (default 8; fixed by the checkpoint with --resume)")
+    f.add_argument("--lr", type=_positive_float, default=None,
+                   help="learning rate (default 1e-3, 2e-4 when fine-tuning; fixed by the checkpoint with --resume)")
     f.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="fraction of frames held out for the validation loss (default 0.1)")
     f.add_argument("--patience", type=int, default=5, metavar="N",
                    help="stop after N validations without improvement (0: never; default 5)")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"))
-    f.add_argument("--resume", metavar="CHECKPOINT", help="continue an interrupted run from its checkpoint")
-    f.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    f.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="random seed for crops, augmentation and the validation split (default 0; fixed by the "
+                        "checkpoint with --resume)")
+    f.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"),
+                   help="input domain (auto: 8-bit data is B-mode, anything else envelope)")
+    f.add_argument("--resume", metavar="CHECKPOINT",
+                   help="continue an interrupted run from its checkpoint (MODEL.pt.ckpt), with its settings")
+    f.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help="where to train (auto: CUDA, then Apple MPS, then CPU)")
 
     i = sub.add_parser("info", help="print a model's card and verify its checksum")
     i.add_argument("model", nargs="?", help="model file (default: the bundled model)")
 
     m = sub.add_parser("demo", help="denoise the bundled sample and write a before/after PNG")
-    m.add_argument("-o", "--output", default="speckle2self_demo", metavar="FOLDER")
+    m.add_argument("-o", "--output", default="speckle2self_demo", metavar="FOLDER", help="folder to write into")
     _add_run_options(m)
     return p
 
@@ -68,23 +101,69 @@ def _grain(text: str) -> tuple[float, float]:
     return (values[0], values[-1])
 
 
+def _whole_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not {text!r}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number, not {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {text!r}")
+    return value
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="PATH", help="Speckle2Self model file (default: the bundled model)")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    p.add_argument("--batch-size", type=int, default=None, metavar="N")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help="where to run (auto: CUDA, then Apple MPS, then CPU); an absent device is an error")
+    p.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
+                   help="frames per batch (default: 2 on CPU, about 16 megapixels on a GPU)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors become one line on stderr and an exit status (tracebacks with --debug)."""
     args = build_parser().parse_args(argv)
     handler = {"denoise": cmd_denoise, "finetune": cmd_finetune, "info": cmd_info, "demo": cmd_demo}[args.command]
     try:
         return handler(args)
+    except OutputError as exc:
+        return _fail(args, exc, str(exc), EXIT_FILE_FAILED)
     except Speckle2SelfError as exc:
-        print(f"speckle2self: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, exc, str(exc), EXIT_CANNOT_RUN)
     except KeyboardInterrupt:
         print("speckle2self: interrupted; nothing was written for the unfinished file", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: one line for users, the traceback for a report with --debug
+        return _fail(args, exc, f"unexpected {type(exc).__name__}: {reason(exc)} (this is a bug; rerun with "
+                                "--debug and report the traceback)", EXIT_CANNOT_RUN)
+
+
+def _fail(args, exc: BaseException, message: str, status: int) -> int:
+    if args.debug:
+        traceback.print_exception(exc)
+    print(f"speckle2self: error: {message}", file=sys.stderr)
+    return status
 
 
 def cmd_denoise(args) -> int:
@@ -93,28 +172,42 @@ def cmd_denoise(args) -> int:
     with FileBars() as bars:
         reports = denoise_files(args.inputs, args.output, model=args.model, device=args.device,
                                 batch_size=args.batch_size, domain=args.domain, progress=bars.update,
-                                grain_px=args.grain)
+                                grain_px=args.grain, precision=args.precision, tile_size=args.tile_size,
+                                strength=args.strength)
     failed = [r for r in reports if not r.ok]
     for r in reports:
         if r.ok:
             notes = f" ({'; '.join(r.notes)})" if r.notes else ""
             print(f"ok     {r.input} -> {r.output}: {r.frames} frames in {r.seconds:.1f}s{notes}")
         else:
-            print(f"FAILED {r.input}: {r.error}", file=sys.stderr)
+            print(f"FAILED {_failure_line(r.input, r.error or 'failed')}", file=sys.stderr)
     print(f"{len(reports) - len(failed)} of {len(reports)} files denoised")
-    return 1 if failed else 0
+    return EXIT_FILE_FAILED if failed else 0
+
+
+def _failure_line(path: Path, error: str) -> str:
+    """The file and what went wrong, naming the file once (most messages start with it)."""
+    return error if error.startswith(str(path)) else f"{path}: {error}"
 
 
 def cmd_finetune(args) -> int:
-    from .finetune import finetune_files
+    from .finetune import checkpoint_for, finetune_files
     from .progress import TrainingBar
+    if args.resume:
+        print(_resume_decision(args.resume, args.steps))
     stop = _GracefulStop()
-    with stop, TrainingBar(args.steps) as bar:
-        outcome = finetune_files(args.data, args.output, init=None if args.scratch else args.init,
-                                 scratch_preset=args.scratch, steps=args.steps, crop=args.crop,
-                                 batch_size=args.batch_size, lr=args.lr, seed=args.seed, domain=args.domain,
-                                 resume=args.resume, device=args.device, val_fraction=args.val_fraction,
-                                 patience=args.patience, progress=bar.update, should_stop=stop)
+    started = time.time()
+    try:
+        with stop, TrainingBar(args.steps or 0) as bar:
+            outcome = finetune_files(args.data, args.output, init=None if args.scratch else args.init,
+                                     scratch_preset=args.scratch, steps=args.steps, crop=args.crop,
+                                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, domain=args.domain,
+                                     resume=args.resume, device=args.device, val_fraction=args.val_fraction,
+                                     patience=args.patience, progress=bar.update, should_stop=stop)
+    except KeyboardInterrupt:
+        print(f"speckle2self: {_abort_message(Path(args.output), checkpoint_for(Path(args.output)), started)}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not outcome.sha256:  # a non-zero rank of a torchrun job: rank 0 reports
         return 0
     best = (f"best validation loss {outcome.best_val_loss:.5f}" if outcome.best_val_loss is not None
@@ -126,14 +219,38 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def _resume_decision(checkpoint: str, steps: int | None) -> str:
+    """What a resumed run will do, said before it starts (its settings come from the checkpoint)."""
+    from .training import check_resume_steps, checkpoint_progress
+    saved, done = checkpoint_progress(checkpoint)
+    total = steps if steps is not None else saved.steps
+    check_resume_steps(total, done)
+    change = "" if total == saved.steps else f" (the checkpoint's run was to {saved.steps})"
+    return (f"resuming {checkpoint} at step {done}: training to {total} steps{change} with its crop "
+            f"{saved.crop}, batch size {saved.batch_size}, learning rate {saved.lr:g} and seed {saved.seed}")
+
+
+def _abort_message(model: Path, checkpoint: Path, started: float) -> str:
+    """What a second Ctrl-C leaves behind: the finished model, a resumable checkpoint, or nothing new."""
+    def written(path: Path) -> bool:
+        return path.is_file() and path.stat().st_mtime >= started - 1.0
+    if written(model):
+        return f"aborted; the model {model} had already been written and is complete"
+    if written(checkpoint):
+        return f"aborted before the model was written; continue from the checkpoint with --resume {checkpoint}"
+    return "aborted before the first checkpoint; no model or checkpoint was written"
+
+
 def cmd_info(args) -> int:
-    from .model_file import bundled_model_path, checksum_path, load_model
+    from .model_file import WEIGHTS_KEY, bundled_model_path, checksum_path, load_model
     path = Path(args.model) if args.model else bundled_model_path()
     loaded = load_model(path)
     print(json.dumps(loaded.card, indent=2, sort_keys=True))
     side = checksum_path(path)
-    status = f"checksum OK ({side.name})" if side.exists() else f"no checksum file {side.name}; not verified"
-    print(f"{path}\nsha256 {loaded.sha256}\n{status}")
+    status = f"checksum OK ({side.name})" if side.exists() else f"no checksum file {side.name}"
+    inside = ("weights match the checksum in the card" if WEIGHTS_KEY in loaded.card
+              else "no weights checksum in the card (an older file)")
+    print(f"{path}\nsha256 {loaded.sha256}\n{status}; {inside}")
     return 0
 
 

@@ -18,7 +18,7 @@ from .model_file import LoadedModel, bundled_model_path, export_model, load_mode
 from .network import Architecture
 from .pipeline import expand_inputs
 from .log_mapping import DEFAULT_GRAIN_PX
-from .training import StepReport, TrainConfig, train
+from .training import StepReport, TrainConfig, check_resume_steps, checkpoint_progress, train
 from .training_data import TrainingFrames
 
 
@@ -42,8 +42,9 @@ def checkpoint_for(model_path: Path) -> Path:
 
 def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                    init: str | os.PathLike | None = None, scratch_preset: str | None = None,
-                   steps: int = 500, crop: int = 128, batch_size: int = 8, lr: float | None = None,
-                   seed: int = 0, domain: str = "auto", resume: str | os.PathLike | None = None,
+                   steps: int | None = None, crop: int | None = None, batch_size: int | None = None,
+                   lr: float | None = None, seed: int | None = None, domain: str = "auto",
+                   resume: str | os.PathLike | None = None,
                    device: str = "auto", val_fraction: float = 0.1, val_every: int = 50, patience: int = 5,
                    checkpoint_every: int = 100, cache_bytes: int = 1 << 30,
                    progress: Callable[[StepReport], None] | None = None,
@@ -54,6 +55,9 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     them are held out for a validation loss that picks the best weights and stops early after
     `patience` checks without improvement. Writes `output`, `output.sha256`, `output.ckpt`
     (resumable), `output.log.csv` and `output.loss.png`. Under torchrun only rank 0 writes.
+    Options left as None take their defaults (DEFAULTS), or when resuming the checkpoint's settings;
+    a resumed run refuses a crop, batch size, learning rate, seed or domain that differs from its
+    checkpoint's, and `steps` sets its new total (more than the steps already done).
     """
     output = Path(output)
     if output.suffix != ".pt":
@@ -61,14 +65,18 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     parent = None if scratch_preset else Path(init) if init else bundled_model_path()
     if parent is not None and output.exists() and output.resolve() == parent.resolve():
         raise InputError(f"{output} is the model being fine-tuned; write the result to a new file")
+    given = {"steps": steps, "crop": crop, "batch_size": batch_size, "lr": lr, "seed": seed, "domain": domain}
+    settings = resumed_settings(resume, given) if resume is not None else {**DEFAULTS, **_set(given)}
     parent = load_model(parent) if parent is not None else None
     network_input = parent_network_input(parent)
-    frames = _study_frames(data, crop, domain, cache_bytes, network_input)
-    train_frames, val_frames = frames.split(val_fraction, seed)
-    config = TrainConfig(steps=steps, batch_size=batch_size, crop=crop, seed=seed, domain=domain,
+    frames = _study_frames(data, settings["crop"], settings["domain"], cache_bytes, network_input)
+    train_frames, val_frames = frames.split(val_fraction, settings["seed"])
+    config = TrainConfig(steps=settings["steps"], batch_size=settings["batch_size"], crop=settings["crop"],
+                         seed=settings["seed"], domain=settings["domain"],
                          weights=parent_loss_weights(parent), network_input=network_input,
-                         lr=lr if lr is not None else (1e-3 if parent is None else 2e-4), lr_schedule="cosine",
-                         val_every=val_every, patience=patience, checkpoint_every=checkpoint_every)
+                         lr=settings["lr"] if settings["lr"] is not None else (1e-3 if parent is None else 2e-4),
+                         lr_schedule="cosine", val_every=val_every, patience=patience,
+                         checkpoint_every=checkpoint_every)
     arch = Architecture.preset(scratch_preset) if scratch_preset else None
     ckpt = checkpoint_for(output)
     result = train(train_frames, config, arch=arch, init=parent, device=device, checkpoint=ckpt, resume=resume,
@@ -76,6 +84,32 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     if result.steps_done == 0:
         raise InputError("training stopped before its first step; no model was written")
     return _write_outputs(result, frames, output, ckpt)
+
+
+DEFAULTS = {"steps": 500, "crop": 128, "batch_size": 8, "lr": None, "seed": 0, "domain": "auto"}
+"""Settings of a new fine-tuning run (lr None: 1e-3 from scratch, 2e-4 from a parent model)."""
+
+
+def _set(given: dict) -> dict:
+    return {k: v for k, v in given.items() if v is not None and not (k == "domain" and v == "auto")}
+
+
+def resumed_settings(resume: str | os.PathLike, given: dict) -> dict:
+    """A resumed run's settings: its checkpoint's, with `steps` as the new total if given.
+
+    Any other setting given that differs from the checkpoint's is an InputError: training would
+    otherwise go on with the checkpoint's value and silently ignore the one asked for.
+    """
+    saved, done = checkpoint_progress(resume)
+    settings = {name: getattr(saved, name) for name in DEFAULTS}
+    for name, value in _set(given).items():
+        if name != "steps" and value != settings[name]:
+            raise InputError(f"{name.replace('_', ' ')} {value} was asked for, but the checkpoint {resume} trains "
+                             f"with {settings[name]}: a resumed run keeps its checkpoint's settings; leave the "
+                             "option out, or start a new run")
+    settings["steps"] = given["steps"] if given["steps"] is not None else saved.steps
+    check_resume_steps(settings["steps"], done)
+    return settings
 
 
 def parent_loss_weights(parent: LoadedModel | None) -> LossWeights:

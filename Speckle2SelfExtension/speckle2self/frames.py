@@ -7,6 +7,9 @@ from .errors import InputError
 
 MIN_SIDE = 8
 _FINITE_CHECK_FRAMES = 64
+MAX_MAGNITUDE = 1e30
+"""Largest absolute value accepted: the network and the mappings compute in float32 (largest finite
+value 3.4e38), and sums over a frame must not overflow."""
 
 
 def as_frame_stack(frames: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -28,12 +31,25 @@ def as_frame_stack(frames: np.ndarray) -> tuple[np.ndarray, bool]:
     single = arr.ndim == 2
     stack = arr[None] if single else arr
     if min(stack.shape[1:]) < MIN_SIDE:
+        _check_not_colour(arr)
         raise InputError(f"frames of {stack.shape[1]}×{stack.shape[2]} pixels are too small to denoise "
                          f"(need at least {MIN_SIDE}×{MIN_SIDE})")
     _check_finite(stack)
-    if float(np.min(stack)) == float(np.max(stack)):
+    lo, hi = float(np.min(stack)), float(np.max(stack))
+    if lo == hi:
         raise InputError(f"every pixel has the same value ({stack.flat[0]}): there is no image to denoise")
+    if max(abs(lo), abs(hi)) > MAX_MAGNITUDE:
+        raise InputError(f"values reach {max(abs(lo), abs(hi)):.3g}, beyond the {MAX_MAGNITUDE:g} the network's float32 "
+                         "arithmetic can take; rescale the frames (e.g. to 0..1) first")
     return stack, single
+
+
+def _check_not_colour(arr: np.ndarray) -> None:
+    """An array whose last axis has 3 or 4 entries is a colour image, not frames that narrow."""
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) >= MIN_SIDE:
+        raise InputError(f"an array of shape {arr.shape} is one colour image (rows, cols, "
+                         f"{'RGB' if arr.shape[-1] == 3 else 'RGBA'}), not {arr.shape[0]} frames; convert it to grey "
+                         "first, e.g. speckle2self.colour.to_grey(image)[0], or give the file to the file reader")
 
 
 def _check_finite(stack: np.ndarray) -> None:

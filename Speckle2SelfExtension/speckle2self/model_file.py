@@ -2,7 +2,10 @@
 
 The `.pt` file loads with `torch.jit.load` alone. The card travels inside the archive
 (`_extra_files`), so it cannot be separated from the weights it describes; the checksum file
-(`MODEL.pt.sha256`, `sha256sum` format) lets anyone verify the file before use.
+(`MODEL.pt.sha256`, `sha256sum` format) lets anyone verify the file before use. The card also
+holds the SHA-256 of the weights themselves (`weights_sha256`, see `weights_sha256`), so a model
+file that travels without its checksum file is still verified when loaded. Files written before
+that key existed are verified by their checksum file alone.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path, write_text_atomic
-from .errors import ModelFileError
+from .errors import ModelFileError, OutputError
 from .network import Architecture, Denoiser
 from .resources import resource_dirs
 
@@ -27,6 +30,7 @@ CARD_FILE = "speckle2self/card.json"
 FORMAT = "speckle2self-model"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "speckle2self_default.pt"
+WEIGHTS_KEY = "weights_sha256"
 
 
 @dataclass(frozen=True)
@@ -124,17 +128,31 @@ def _log_card(arch: Architecture, training: dict, network_input: dict) -> dict:
     return card
 
 
+def weights_sha256(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's weights: every parameter and buffer in name order, each as its name,
+    dtype, shape and raw bytes. The same for the eager network, its TorchScript and a loaded file."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def export_model(denoiser: Denoiser, card: dict, path: str | os.PathLike) -> str:
-    """Script `denoiser`, embed `card`, write `path` and `path.sha256` atomically; return the SHA-256."""
+    """Script `denoiser`, embed `card` with the weights' SHA-256, write `path` and `path.sha256`
+    atomically; return the file's SHA-256."""
     validate_card(card, source=str(path))
-    extra = {CARD_FILE: json.dumps(card, indent=2, sort_keys=True)}
     path = Path(path)
     try:
         with atomic_path(path) as tmp, _torchscript_quietly():
             module = torch.jit.script(_cpu_copy(denoiser).eval())
+            extra = {CARD_FILE: json.dumps({**card, WEIGHTS_KEY: weights_sha256(module)}, indent=2, sort_keys=True)}
             torch.jit.save(module, str(tmp), _extra_files=extra)
             digest = sha256_of(tmp)
         write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+    except OutputError:
+        raise
     except (OSError, RuntimeError) as exc:
         raise ModelFileError(f"could not write the model {path} ({exc}); any previous file there is unchanged") from exc
     return digest
@@ -200,7 +218,20 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         card = json.loads(raw)
     except ValueError as exc:
         raise ModelFileError(f"{path} has a model card that is not valid JSON: {exc}") from exc
-    return LoadedModel(module=module.eval(), card=validate_card(card, str(path)), sha256=digest, path=path)
+    card = validate_card(card, str(path))
+    verify_weights(module, card, path)
+    return LoadedModel(module=module.eval(), card=card, sha256=digest, path=path)
+
+
+def verify_weights(module: torch.nn.Module, card: dict, path: Path) -> bool:
+    """Check the weights against the SHA-256 in the card; False for a file without one (older files)."""
+    expected = card.get(WEIGHTS_KEY)
+    if expected is None:
+        return False
+    if not isinstance(expected, str) or weights_sha256(module) != expected.lower():
+        raise ModelFileError(f"{path}: its weights do not match the checksum in its model card: the file is "
+                             "corrupt or was modified; refusing to use it")
+    return True
 
 
 def model_search_dirs() -> list[Path]:

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .errors import Cancelled, InputError, Speckle2SelfError
+from .errors import Cancelled, InputError, ModelFileError, Speckle2SelfError
+from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
 from .io.dicom_write import new_uid
-from .io.files import same_file
+from .io.files import SUPPORTED_SUFFIXES, same_file, suffix_of
+from .options import check_run_options, check_strength
 
 
 @dataclass
@@ -76,7 +78,9 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
     """Pair each input file with its output path.
 
     One input file and an output with an image suffix: that file. Otherwise the output is a folder
-    and each result keeps its input's name (and sub-folder, for folder inputs).
+    and each result keeps its input's name (and sub-folder, for folder inputs). An output name with
+    an extension is a file name: unless that folder already exists, it is refused where a folder is
+    needed, and an unknown extension is refused, rather than creating a folder of that name.
     """
     output = Path(output)
     pairs = expand_inputs(inputs)
@@ -85,7 +89,17 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
         return [(pairs[0][0], output)]
     if output.exists() and not output.is_dir():
         raise InputError(f"{output} is a file; with several inputs or a folder, -o must be a folder")
+    if not output.is_dir() and output.suffix:
+        raise InputError(_file_like_output_message(output, single))
     return [(src, output / rel) for src, rel in pairs]
+
+
+def _file_like_output_message(output: Path, single: bool) -> str:
+    if single:
+        return (f"{output}: unknown output file type {suffix_of(output)!r}; use one of "
+                f"{', '.join(SUPPORTED_SUFFIXES + ('.dcm',))} (or a folder name without an extension)")
+    return (f"{output} names a file, but several inputs or a folder need an output folder; give a folder "
+            "name without an extension (or create the folder first)")
 
 
 def _is_series_to_one_file(inputs: Sequence, output) -> bool:
@@ -108,8 +122,9 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
         if len(groups) != 1:
             raise InputError(f"{item} holds {len(groups)} DICOM series; write to a folder (-o FOLDER) instead")
         image = read_dicom_series(next(iter(groups.values())))
+        strength = options.pop("strength", 1.0)
         result = denoise(image.volume.frames, **options, **dicom_hints(image))
-        write_volume(output, image.volume.with_frames(result))
+        write_volume(output, image.volume.with_frames(blend(image.volume.frames, result, strength)))
     except (Speckle2SelfError, OSError) as exc:
         return FileReport(item, None, False, str(exc))
     return FileReport(item, output, True, frames=len(result), seconds=time.monotonic() - start,
@@ -127,12 +142,13 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
                  progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
                  series_uids: dict[str, str] | None = None,
-                 grain_px: tuple[float, float] | None = None) -> FileReport:
+                 grain_px: tuple[float, float] | None = None, precision: str = "auto",
+                 tile_size: int | None = None, strength: float = 1.0) -> FileReport:
     """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure.
 
     A DICOM input gives a derived DICOM series file unless `dst` names another format;
     `series_uids` maps original to new Series Instance UIDs, so that all files of one original
-    series land in one new series.
+    series land in one new series. `strength` blends input (0) and result (1).
     """
     src, dst = Path(src), Path(dst)
     if same_file(src, dst):
@@ -142,8 +158,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     dicom = read_dicom(src) if is_dicom(src) else None
     volume = dicom.volume if dicom is not None else read_volume(src)
     result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
-                     progress=progress, should_stop=should_stop, grain_px=grain_px,
-                     **(dicom_hints(dicom) if dicom is not None else {}))
+                     progress=progress, should_stop=should_stop, grain_px=grain_px, precision=precision,
+                     tile_size=tile_size, **(dicom_hints(dicom) if dicom is not None else {}))
+    result = blend(volume.frames, result, check_strength(strength))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dicom is not None and not is_supported(dst):
         series_uids = {} if series_uids is None else series_uids
@@ -159,16 +176,22 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
                   device: str = "auto", batch_size: int | None = None, domain: str = "auto",
                   progress: FileProgress | None = None,
                   should_stop: Callable[[], bool] | None = None,
-                  grain_px: tuple[float, float] | None = None) -> list[FileReport]:
+                  grain_px: tuple[float, float] | None = None, precision: str = "auto",
+                  tile_size: int | None = None, strength: float = 1.0) -> list[FileReport]:
     """Denoise files and folders into `output`; one report per input file, failures included.
 
-    A stop request ends the batch: the file in progress is not written and the rest are skipped.
+    Options, the model and the output plan are checked before the first file: a problem with them
+    raises (InputError, ModelFileError) instead of failing every file. A stop request ends the
+    batch: the file in progress is not written and the rest are skipped.
     """
+    check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision,
+                      domain=domain, device=device, grain_px=grain_px)
+    check_strength(strength)
     model = get_model(model)
+    options = dict(model=model, device=device, batch_size=batch_size, domain=domain, should_stop=should_stop,
+                   grain_px=grain_px, precision=precision, tile_size=tile_size)
     if _is_series_to_one_file(inputs, output):
-        return [_denoise_series_to_file(Path(inputs[0]), Path(output), model=model, device=device,
-                                        batch_size=batch_size, domain=domain, should_stop=should_stop,
-                                        grain_px=grain_px)]
+        return [_denoise_series_to_file(Path(inputs[0]), Path(output), strength=strength, **options)]
     reports: list[FileReport] = []
     claimed: set[Path] = set()
     series_uids: dict[str, str] = {}
@@ -179,12 +202,13 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         claimed.add(dst.resolve())
         per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
         try:
-            reports.append(denoise_file(src, dst, model=model, device=device, batch_size=batch_size,
-                                        domain=domain, progress=per_file, should_stop=should_stop,
-                                        series_uids=series_uids, grain_px=grain_px))
+            reports.append(denoise_file(src, dst, progress=per_file, series_uids=series_uids, strength=strength,
+                                        **options))
         except Cancelled as exc:
             reports.append(FileReport(src, None, False, str(exc)))
             break
+        except ModelFileError:  # the model, not this file: every file would fail the same way
+            raise
         except (Speckle2SelfError, OSError) as exc:
             reports.append(FileReport(src, None, False, str(exc)))
     return reports

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
+from .options import check_precision
 from .model_file import LoadedModel, clone_module
 from .tiling import run_tiled
 
@@ -34,13 +35,14 @@ class ModelRunner:
 
     def __init__(self, model: LoadedModel, device: str | torch.device = "auto", precision: str = "auto",
                  tile: int | None = None) -> None:
-        if precision not in ("auto", "float32", "float16", "bfloat16"):
-            raise ValueError(f"precision must be auto, float32, float16 or bfloat16, not {precision!r}")
+        check_precision(precision)
         self.device = resolve_device(device)
         self.model = model
         self.requested_precision = precision
         self.tile = tile
         self.notes: list[str] = []
+        self.on_tile: Callable[[int, int], None] | None = None
+        """Called as on_tile(tiles_done, tiles) while a batch runs tile by tile."""
         self._setup(self.device)
 
     def _setup(self, device: torch.device) -> None:
@@ -60,7 +62,8 @@ class ModelRunner:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return run_tiled(lambda t: self.module(t.to(self.dtype)).float(), x, self.tile_size, TILE_OVERLAP)
+            return run_tiled(lambda t: self.module(t.to(self.dtype)).float(), x, self.tile_size, TILE_OVERLAP,
+                             self.on_tile)
 
     def _check_reduced_precision(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Once: compare reduced precision with float32; keep float32 if they disagree beyond tolerance."""

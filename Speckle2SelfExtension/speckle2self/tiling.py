@@ -31,21 +31,27 @@ def _ramp(length: int, start: int, size: int, overlap: int, device, dtype) -> to
 
 
 def run_tiled(run: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int,
-              overlap: int) -> torch.Tensor:
-    """Apply `run` to (N, 1, H, W) `x` tile by tile and blend the tiles' outputs."""
+              overlap: int, on_tile: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Apply `run` to (N, 1, H, W) `x` tile by tile and blend the tiles' outputs; `on_tile(done, total)`
+    follows the tiles (a large frame can take minutes)."""
     h, w = x.shape[-2:]
     if h <= tile and w <= tile:
         return run(x)
     overlap = min(overlap, tile // 2)
     out = torch.zeros_like(x, dtype=torch.float32)
     weight = torch.zeros((1, 1, h, w), device=x.device, dtype=torch.float32)
-    for r in tile_starts(h, tile, overlap):
+    rows, cols = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    done = 0
+    for r in rows:
         th = min(tile, h)
         wr = _ramp(h, r, th, overlap, x.device, torch.float32)
-        for c in tile_starts(w, tile, overlap):
+        for c in cols:
             tw = min(tile, w)
             wc = _ramp(w, c, tw, overlap, x.device, torch.float32)
             wgt = (wr[:, None] * wc[None, :])[None, None]
             out[..., r:r + th, c:c + tw] += run(x[..., r:r + th, c:c + tw]).float() * wgt
             weight[..., r:r + th, c:c + tw] += wgt
+            done += 1
+            if on_tile is not None:
+                on_tile(done, len(rows) * len(cols))
     return out / weight

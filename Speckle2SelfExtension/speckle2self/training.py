@@ -20,7 +20,8 @@ from .atomic import atomic_path
 from .augment import Augmentation, augment
 from .devices import resolve_device
 from .distributed import DistContext
-from .errors import InputError, ModelFileError, Speckle2SelfError
+from .errors import InputError, ModelFileError, OutputError, TrainingDiverged
+from .failures import reason
 from .losses import LossWeights, speckle2self_loss
 from .model_file import LoadedModel, load_model, make_card
 from .network import Architecture, Speckle2SelfNet
@@ -62,8 +63,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "crop", "checkpoint_every", "best_every"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise InputError(f"learning rate must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise InputError(f"learning rate must be a positive, finite number, got {self.lr}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise InputError(f"lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
 
@@ -265,10 +266,24 @@ def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConf
 
 
 def _resumed_config(state: dict, requested: TrainConfig | None) -> TrainConfig:
-    """Keep the checkpoint's settings; only the step budget may be extended."""
+    """The checkpoint's settings with the requested step budget (the checkpoint's own without one),
+    which must exceed the steps already done: a budget is never silently raised or ignored."""
     saved = TrainConfig.from_dict(state["config"])
-    steps = max(requested.steps, saved.steps) if requested is not None else saved.steps
+    steps = requested.steps if requested is not None else saved.steps
+    check_resume_steps(steps, int(state["step"]))
     return TrainConfig.from_dict({**saved.to_dict(), "steps": steps})
+
+
+def check_resume_steps(steps: int, done: int) -> None:
+    if steps <= done:
+        raise InputError(f"the checkpoint has already trained {done} steps; to continue, ask for more than "
+                         f"{done} steps in total (got {steps})")
+
+
+def checkpoint_progress(path: str | Path) -> tuple[TrainConfig, int]:
+    """A checkpoint's settings and the steps it has done (to plan or report a resumed run)."""
+    state = _load_checkpoint(path)
+    return TrainConfig.from_dict(state["config"]), int(state["step"])
 
 
 def _build_net(arch: Architecture | None, init, state: dict | None,
@@ -312,7 +327,7 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
         outputs = model(inputs)
     loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights, inputs if alpha > 0 else None)
     if not np.isfinite(terms["total"]):
-        raise FloatingPointError(f"training diverged (loss {terms['total']}); lower the learning rate")
+        raise TrainingDiverged(f"training diverged (loss {terms['total']}); lower the learning rate")
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -385,8 +400,8 @@ def save_checkpoint(path: str | Path, net, opt, rng, config: TrainConfig, loop: 
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
     except OSError as exc:
-        raise Speckle2SelfError(f"could not write the checkpoint {path} ({exc.strerror or exc}); "
-                                "the previous checkpoint is unchanged") from exc
+        raise OutputError(f"could not write the checkpoint {path} ({reason(exc)}); "
+                          "the previous checkpoint is unchanged") from exc
 
 
 def _load_checkpoint(path: str | Path) -> dict:
@@ -395,8 +410,9 @@ def _load_checkpoint(path: str | Path) -> dict:
         raise ModelFileError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelFileError(f"{path} is not a readable Speckle2Self checkpoint ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # only tensors and plain settings are ever unpickled (weights_only)
+        raise ModelFileError(f"{path} is not a Speckle2Self training checkpoint: it cannot be read as one "
+                             f"({type(exc).__name__}); pass the MODEL.pt.ckpt file an interrupted run wrote") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelFileError(f"{path} is not a Speckle2Self training checkpoint")
     return state

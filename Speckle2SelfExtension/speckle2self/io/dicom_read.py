@@ -17,6 +17,7 @@ import numpy as np
 
 from ..colour import to_grey
 from ..errors import InputError
+from ..failures import reason
 from .volume import Volume
 
 COLOUR_TOLERANCE = 24
@@ -40,12 +41,15 @@ def read_dicom(path: str | Path) -> DicomImage:
     """Read one DICOM image file (single frame or cine) with its geometry."""
     import pydicom
     path = Path(path)
+    from pydicom.errors import InvalidDicomError
     try:
         ds = pydicom.dcmread(path)
+    except InvalidDicomError as exc:
+        raise InputError(f"{path}: not a DICOM file (it has no DICOM file header)") from exc
     except Exception as exc:  # pydicom raises many types for corrupt files
-        raise InputError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"{path}: not a readable DICOM file ({reason(exc)})") from exc
     if "PixelData" not in ds:
-        raise InputError(f"{path}: DICOM file without image pixels ({_sop_name(ds)})")
+        raise InputError(_no_pixels_message(ds, path))
     pixels = _decode(ds, path)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = _as_frames(pixels, ds, frames)
@@ -105,12 +109,38 @@ def _sop_name(ds) -> str:
     return getattr(uid, "name", str(uid)) if uid else "no SOP class"
 
 
+def _no_pixels_message(ds, path: Path) -> str:
+    """Why a DICOM file has no pixels: cut short, or a non-image object such as a report or plan."""
+    if "SOPClassUID" not in ds:
+        return (f"{path}: DICOM file without image pixels or SOP class: it ends early, so it is probably "
+                "truncated")
+    name = _sop_name(ds)
+    if "Image" in name:
+        return f"{path}: DICOM file without image pixels ({name}): an image file without them is probably truncated"
+    return f"{path}: DICOM file without image pixels ({name})"
+
+
+def _expected_bytes(ds) -> int | None:
+    """Bytes of uncompressed pixel data the header announces (None for compressed transfer syntaxes)."""
+    from pydicom.pixels.utils import get_expected_length
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and syntax.is_compressed:
+        return None
+    try:
+        return int(get_expected_length(ds, unit="bytes"))
+    except Exception:  # an incomplete header: the decoder will say what is missing
+        return None
+
+
 def _decode(ds, path: Path) -> np.ndarray:
+    expected, present = _expected_bytes(ds), len(ds.PixelData or b"")
+    if expected is not None and present < expected:
+        raise InputError(f"{path}: the pixel data is incomplete ({present} of {expected} bytes): the file is truncated")
     try:
         pixels = ds.pixel_array
     except Exception as exc:
         syntax = getattr(ds.file_meta, "TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
-        raise InputError(f"{path}: cannot decode the pixels ({getattr(syntax, 'name', syntax)}): {exc}") from exc
+        raise InputError(f"{path}: cannot decode the pixels ({getattr(syntax, 'name', syntax)}): {reason(exc)}") from exc
     if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
         pixels = apply_color_lut(pixels, ds)

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, remove_stale_temporaries
 from ..colour import to_grey
-from ..errors import InputError
+from ..errors import InputError, OutputError
+from ..failures import reason
 from .volume import Volume
 
 SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".png", ".tif", ".tiff")
@@ -70,6 +71,7 @@ def read_volume(path: str | os.PathLike) -> Volume:
         from .dicom_read import read_dicom
         return read_dicom(path).volume
     path = check_readable(path)
+    check_bit_depth(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -78,14 +80,34 @@ def read_volume(path: str | os.PathLike) -> Volume:
     return _volume_from_image(image, path)
 
 
+def check_bit_depth(path: Path) -> None:
+    """Refuse grey PNGs of fewer than 8 bits: 2 to 16 levels hold no speckle to reduce, and the
+    denoised grey levels could not be written back at that depth."""
+    if suffix_of(path) != ".png":
+        return
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({reason(exc)})") from exc
+    grey, depth = len(head) == 26 and head[12:16] == b"IHDR" and head[25] == 0, head[24] if len(head) == 26 else 8
+    if grey and depth < 8:
+        raise InputError(f"{path}: a {depth}-bit PNG has only {2 ** depth} grey levels, so it holds no speckle "
+                         "to reduce and cannot store a denoised image; save it with 8 or 16 bits per pixel")
+
+
 def _volume_from_image(image, path: Path) -> Volume:
     import SimpleITK as sitk
     dim = image.GetDimension()
     if dim not in (2, 3):
         raise InputError(f"{path}: {dim}-D images are not supported (2-D frames or 3-D stacks only)")
+    comps = image.GetNumberOfComponentsPerPixel()
+    if comps == 2 and not np.issubdtype(sitk.GetArrayViewFromImage(image).dtype, np.integer):
+        raise InputError(f"{path}: 2 floating-point components per pixel are complex (I/Q) or vector data, "
+                         "not grey + alpha; store the envelope (magnitude) instead")
     arr = sitk.GetArrayFromImage(image)
     notes = []
-    if image.GetNumberOfComponentsPerPixel() > 1:
+    if comps > 1:
         arr, note = to_grey(arr)
         notes.append(note)
     if np.iscomplexobj(arr):
@@ -115,7 +137,7 @@ def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = T
     if not path.parent.exists():
         raise InputError(f"output folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):
-        raise InputError(f"output folder {path.parent} is not writable")
+        raise OutputError(f"{path}: cannot write (the output folder {path.parent} is not writable)")
     image = _image_from_volume(volume, path)
     if suffix_of(path) in (".mhd", ".nhdr"):
         _write_detached(image, path)
@@ -168,12 +190,18 @@ def _write_detached(image, path: Path) -> None:
     """Header + data files: write both under their final names in a private folder, then move them
     (data first, header last) so the header never points at missing data."""
     import SimpleITK as sitk
-    staging = Path(tempfile.mkdtemp(prefix=".speckle2self-", dir=path.parent))
+    remove_stale_temporaries(path.parent)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".speckle2self-", dir=path.parent))
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({reason(exc)})") from exc
     try:
         _sitk_write(sitk, image, staging / path.name, path)
         header = staging / path.name
         for item in sorted(staging.iterdir(), key=lambda p: p == header):
             os.replace(item, path.parent / item.name)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({reason(exc)})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -182,4 +210,18 @@ def _sitk_write(sitk, image, target: Path, final: Path) -> None:
     try:
         sitk.WriteImage(image, str(target), useCompression=suffix_of(final) in (".nrrd", ".mha", ".nii.gz"))
     except RuntimeError as exc:
-        raise InputError(f"{final}: could not write: {str(exc).strip().splitlines()[-1]}") from exc
+        raise OutputError(f"{final}: could not write: {str(exc).strip().splitlines()[-1]}") from exc
+    _check_written(sitk, image, target, final)
+
+
+def _check_written(sitk, image, target: Path, final: Path) -> None:
+    """Read the written file back: some of ITK's writers (NIfTI) only print a failed write to the
+    console, which would leave a truncated file reported as written."""
+    try:
+        back = sitk.GetArrayFromImage(sitk.ReadImage(str(target)))
+        complete = np.array_equal(back, sitk.GetArrayViewFromImage(image), equal_nan=back.dtype.kind == "f")
+    except RuntimeError:
+        complete = False
+    if not complete:
+        raise OutputError(f"{final}: could not write: the file written does not read back complete "
+                          "(is the disk full?); any previous file there is unchanged")
