@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import InputError
 from .grain import box_blur, grain_size
+from .resample import Resize
 from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
 LOG_DOMAIN = "log"
@@ -140,6 +141,8 @@ class LogMapping:
         measured = grain_px if grain_px is not None else grain_size(sample[:GRAIN_FRAMES], self.region)
         self.grain = (float(measured[0]), float(measured[1]))
         self.resampling = resampling_for(self.grain, target, shape)
+        self._to_network_size = Resize(shape, self.resampling.size)
+        self._to_frame_size = Resize(self.resampling.size, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
 
     def _grey(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -167,7 +170,7 @@ class LogMapping:
         kept = (grey >= 1.0) & self.region if self.domain == "bmode" else np.zeros(grey.shape, dtype=bool)
         if keep is not None:
             kept = kept | (keep & self.region)
-        net = resize(self._filled(grey, kept), self.resampling.size)
+        net = self._to_network_size(self._filled(grey, kept))
         saved = {"grey": grey, "ref": ref, "kept": kept, "network_input": net}
         if self.domain == "envelope":
             saved["input"] = np.asarray(chunk, dtype=np.float32)
@@ -193,7 +196,7 @@ class LogMapping:
     def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
         """Network output back to the input's units, full size."""
         y = keep_local_mean(np.asarray(y, dtype=np.float32), saved["network_input"], self.local_mean_radius)
-        out = resize(np.clip(y, 0.0, 1.0), self.region.shape)
+        out = self._to_frame_size(np.clip(y, 0.0, 1.0))
         grey, kept = saved["grey"], saved["kept"]
         if self.domain == "bmode":
             return self._bmode_back(out, grey, kept)
