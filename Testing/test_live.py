@@ -118,3 +118,19 @@ def test_stats_report_frames_per_second_and_latency(live, cine):
     stats = live.stats()
     assert stats.denoised == 3 and stats.frames_per_second > 0 and stats.median_latency_ms > 0
     assert "frames/s" in stats.text
+
+
+def test_an_error_in_the_result_callback_is_counted_and_the_stream_goes_on(tiny_log_model, cine):
+    calls = []
+
+    def fail_once(result):
+        calls.append(result.meta)
+        if len(calls) == 1:
+            raise OSError("client went away")
+
+    with LiveDenoiser(tiny_log_model, device="cpu", on_result=fail_once) as live:
+        for meta in ("first", "second"):
+            live.submit(_frames(cine, 1)[0], meta)
+            live.latest(timeout=WAIT)
+        stats = live.stats()
+    assert calls == ["first", "second"] and stats.failed == 1 and "client went away" in stats.last_error

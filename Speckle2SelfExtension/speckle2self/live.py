@@ -155,13 +155,11 @@ class LiveDenoiser:
                 frame, meta, index, submitted = self._pending
                 self._pending = None
             try:
-                denoised = self._denoise(frame)
-            except Exception as exc:  # a bad frame must not end the stream: count it and go on
+                self._deliver(LiveResult(self._denoise(frame), meta, index, submitted, time.monotonic()))
+            except Exception as exc:  # a bad frame (or a failing on_result) must not end the stream
                 with self._lock:
                     self._counts["failed"] += 1
                     self._last_error = f"{type(exc).__name__}: {exc}"
-                continue
-            self._deliver(LiveResult(denoised, meta, index, submitted, time.monotonic()))
 
     def _denoise(self, frame: np.ndarray) -> np.ndarray:
         from .frames import as_frame_stack
