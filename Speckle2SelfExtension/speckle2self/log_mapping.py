@@ -124,10 +124,14 @@ class LogMapping:
         shape = tuple(stack.shape[1:])
         if region is not None and tuple(np.shape(region)) != shape:
             raise InputError(f"region has shape {np.shape(region)}; the frames are {shape[0]}×{shape[1]}")
-        frames = np.asarray(stack[sampled_frames(stack.shape[0])], dtype=np.float32)
+        frames = np.asarray(stack[sampled_frames(stack.shape[0])])  # B-mode: straight to grey, no float copy
+        if domain == "envelope":
+            frames = frames.astype(np.float32, copy=False)
         # Envelope values below zero are an offset, not physics: shifted up before compression.
         self.offset = min(float(frames.min()), 0.0) if domain == "envelope" else 0.0
+        self._lut = self._grey_table(stack.dtype)
         sample = self._grey(frames)[0]
+        del frames
         bounds = None if region is None else np.asarray(region, dtype=bool)
         if domain == "bmode":
             self.region = scan_region(sample, bounds)
@@ -136,7 +140,6 @@ class LogMapping:
         self.fill = nearest_inside(self.region)
         self._fill_flat = _flat_index(self.fill)
         self._fill_identity = bool(self.region.all())
-        self._lut = self._grey_table(stack.dtype)
         target = tuple(float(v) for v in card_input.get("grain_px", DEFAULT_GRAIN_PX))
         measured = grain_px if grain_px is not None else grain_size(sample[:GRAIN_FRAMES], self.region)
         self.grain = (float(measured[0]), float(measured[1]))
