@@ -152,7 +152,7 @@ class LogMapping:
         """Grey levels in [0, 1] (and, for envelope, each frame's 0 dB level)."""
         if self.domain == "bmode":
             if self._lut is not None and x.dtype == np.uint8:
-                return np.take(self._lut, x), None
+                return self._lut[x], None  # fancy indexing: no int64 copy of the indices (np.take makes one)
             grey = np.subtract(x, np.float32(self.lo), dtype=np.float32)
             grey /= np.float32(max(self.hi - self.lo, 1e-12))
             return np.clip(grey, 0.0, 1.0, out=grey), None
