@@ -117,6 +117,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._installing = False
         self._cancelRequested = False
         self._finetune = None
+        self._live = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -140,11 +141,13 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.modelBrowseButton.connect("clicked(bool)", self.onBrowseModel)
         self.ui.finetuneStartButton.connect("clicked(bool)", self.onFinetuneStart)
         self.ui.finetuneStopButton.connect("clicked(bool)", self.onFinetuneStop)
+        self.ui.liveButton.connect("toggled(bool)", self.onLiveToggled)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         if self._finetune is not None:
             self._finetune.stop()
+        self._stopLive()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -158,6 +161,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtons)
 
     def onSceneStartClose(self, caller, event) -> None:
+        self._stopLive()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -300,6 +304,41 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.progressBar.value = info.percent
         self.ui.statusLabel.text = info.text
         slicer.app.processEvents()
+
+    # Live mode
+
+    def onLiveToggled(self, checked: bool) -> None:
+        if not checked:
+            self._stopLive()
+            return
+        params = self._parameterNode
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start live mode."), waitCursor=True):
+                if params is None or params.inputVolume is None:
+                    raise ValueError(_("Select the input volume (the one the stream updates) first."))
+                self.logic.ensureTorch(interactive=True)
+                self._live = self.logic.startLive(params.inputVolume, model=params.modelPath or None,
+                                                  device=params.device, domain=params.domain,
+                                                  onUpdate=self._onLiveUpdate)
+                self.logic.showSideBySide(params.inputVolume, self._live.outputNode)
+                self.ui.liveStatusLabel.text = _("Live: waiting for the input to change…")
+        finally:
+            if self._live is None:
+                self._stopLive()
+
+    def _onLiveUpdate(self, statsText: str) -> None:
+        self.ui.liveStatusLabel.text = _("Live: {stats}").format(stats=statsText)
+
+    def _stopLive(self) -> None:
+        """Stop live mode (its observer, timer and engine thread go with it) and untoggle the button."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            self.ui.liveStatusLabel.text = _("Live mode stopped.")
+        if self.ui.liveButton.checked:
+            self.ui.liveButton.blockSignals(True)
+            self.ui.liveButton.checked = False
+            self.ui.liveButton.blockSignals(False)
 
     # Fine-tuning
 
@@ -593,6 +632,21 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
             sliceLogic.GetSliceNode().RotateToVolumePlane(node)
             sliceLogic.FitSliceToBackground()
 
+    # Live mode
+
+    def startLive(self, inputNode, model=None, device: str = "auto", domain: str = "auto",
+                  onUpdate=None) -> "LiveSession":
+        """Denoise `inputNode` live: each change of its voxels (OpenIGTLinkIF updating it from a stream)
+        goes to the engine's LiveDenoiser, and the newest result is written into one new volume.
+
+        `onUpdate(text)` receives frames/s and latency on the main thread. Call `.stop()` on the
+        returned session to end it; its observer and worker thread go with it.
+        """
+        if inputNode is None:
+            raise ValueError(_("No input volume selected."))
+        self.ensureTorch(interactive=False)
+        return LiveSession(inputNode, model=model, device=device, domain=domain, onUpdate=onUpdate)
+
     # Fine-tuning
 
     def startFinetuning(self, volumeNodes, outputName: str, steps: int = 500, learningRate: float = 2e-4,
@@ -679,6 +733,60 @@ class FinetuneProcess:
         """Ask the worker to stop after its current step and save the best model so far; a worker
         still running `graceSeconds` later is killed (checked on every delivery)."""
         self.worker.request_stop()
+
+
+class LiveSession(VTKObservationMixin):
+    """Live mode, kept thin: observes the input's voxels, hands each new frame to
+    speckle2self.live.LiveDenoiser (newest frame wins, worker thread), and on the main thread
+    (a QTimer) writes the newest result into the output volume with the input frame's geometry."""
+
+    POLL_MS = 15
+
+    def __init__(self, inputNode, model=None, device: str = "auto", domain: str = "auto", onUpdate=None) -> None:
+        VTKObservationMixin.__init__(self)
+        from speckle2self.live import LiveDenoiser
+        self.inputNode = inputNode
+        self.onUpdate = onUpdate
+        self.live = LiveDenoiser(model, device, domain=domain)
+        self.outputNode = slicer.mrmlScene.AddNewNodeByClass(
+            "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(inputNode.GetName() + " live denoised"))
+        self._shown = False
+        self.addObserver(inputNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputModified)
+        self._timer = qt.QTimer()
+        self._timer.setInterval(self.POLL_MS)
+        self._timer.connect("timeout()", self._deliver)
+        self._timer.start()
+        self.onInputModified()
+
+    def onInputModified(self, caller=None, event=None) -> None:
+        from speckle2self.slicer_support import frames_from_volume_array
+        frames, _notes = frames_from_volume_array(slicer.util.arrayFromVolume(self.inputNode),
+                                                  self.inputNode.IsA("vtkMRMLVectorVolumeNode"))
+        ijkToRas = vtk.vtkMatrix4x4()
+        self.inputNode.GetIJKToRASMatrix(ijkToRas)
+        self.live.submit(frames, slicer.util.arrayFromVTKMatrix(ijkToRas))  # copied: the stream may overwrite it
+
+    def _deliver(self) -> None:
+        result = self.live.latest(timeout=0)
+        if result is None:
+            return
+        slicer.util.updateVolumeFromArray(self.outputNode, result.frame)
+        self.outputNode.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(result.meta))
+        self.outputNode.SetAndObserveTransformNodeID(self.inputNode.GetTransformNodeID())
+        if not self._shown:
+            from speckle2self.slicer_support import display_window
+            self.outputNode.CreateDefaultDisplayNodes()
+            self.outputNode.GetDisplayNode().SetAutoWindowLevel(False)
+            self.outputNode.GetDisplayNode().SetWindowLevel(*display_window(result.frame))
+            self._shown = True
+        if self.onUpdate is not None:
+            self.onUpdate(self.live.stats().text)
+
+    def stop(self) -> None:
+        """Remove the observer, stop the timer and join the engine's worker thread; the output stays."""
+        self.removeObservers()
+        self._timer.stop()
+        self.live.stop()
 
 
 #

@@ -1,7 +1,8 @@
 """The scan region is the ultrasound field of view: found from geometry, not from grey levels."""
 import numpy as np
 
-from speckle2self.scan_region import convex_hull, nearest_inside, sampled_frames, scan_region
+from speckle2self.scan_region import (convex_hull, nearest_inside, nearest_inside_without, sampled_frames,
+                                      scan_region)
 
 
 def _sector_frame(rng, size=(200, 240), dark_wedge=True, text=True):
@@ -66,3 +67,44 @@ def test_nearest_inside_points_every_pixel_into_the_region():
 def test_sampled_frames_spread_over_a_long_cine():
     picks = sampled_frames(1000)
     assert picks[0] == 0 and picks[-1] == 999 and len(picks) <= 64
+
+
+def _nearest_row_by_row(region):
+    """The specification of nearest_inside, one row at a time: the nearest inside column (the left
+    one on a tie); rows with none take the nearest row that has some (the upper one on a tie)."""
+    h, w = region.shape
+    src_c = np.zeros((h, w), int)
+    for r in range(h):
+        inside = np.nonzero(region[r])[0]
+        if inside.size:
+            src_c[r] = [inside[np.argmin(np.abs(inside - c))] for c in range(w)]
+    with_pixels = np.nonzero(region.any(axis=1))[0]
+    src_r = np.array([with_pixels[np.argmin(np.abs(with_pixels - r))] for r in range(h)])
+    return np.repeat(src_r[:, None], w, axis=1), src_c[src_r]
+
+
+def _random_regions(seed, count=60):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        h, w = rng.integers(2, 30, 2)
+        region = rng.random((h, w)) < rng.uniform(0.05, 0.8)
+        region[rng.random(h) < 0.3] = False
+        if region.any():
+            yield rng, region
+
+
+def test_nearest_inside_follows_its_row_by_row_rule():
+    for _rng, region in _random_regions(5):
+        rows, cols = nearest_inside(region)
+        ref_rows, ref_cols = _nearest_row_by_row(region)
+        assert np.array_equal(rows, ref_rows) and np.array_equal(cols, ref_cols)
+
+
+def test_hiding_a_few_pixels_gives_the_same_map_as_starting_again():
+    for rng, region in _random_regions(6):
+        hidden = rng.random(region.shape) < 0.05
+        if not (region & ~hidden).any():
+            continue
+        rows, cols = nearest_inside_without(region, nearest_inside(region), hidden)
+        ref_rows, ref_cols = nearest_inside(region & ~hidden)
+        assert np.array_equal(rows, ref_rows) and np.array_equal(cols, ref_cols)

@@ -224,3 +224,45 @@ def test_in_slicer_denoising_tests_are_skipped_without_pytorch(tree):
         if isinstance(method, ast.FunctionDef) and method.name.startswith("test_") and _calls(method, "denoise"):
             assert _calls(method, "_requireTorch"), f"{method.name} would fail, not skip, without PyTorch"
     assert "skipTest" in ast.unparse(_function(tree, "_requireTorch"))
+
+
+def _method(tree, class_name: str, method_name: str) -> ast.FunctionDef:
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    return next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method_name)
+
+
+def _calls(function: ast.FunctionDef) -> set[str]:
+    """Dotted names of everything `function` calls, e.g. 'self.live.stop'."""
+    return {ast.unparse(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)}
+
+
+def test_the_live_toggle_is_a_checkable_button_wired_to_live_mode(tree, ui):
+    button = next(w for w in ui.iter("widget") if w.get("name") == "liveButton")
+    props = {p.get("name"): p for p in button.iter("property")}
+    assert props["checkable"].find("bool").text == "true"
+    assert "self.ui.liveButton.connect('toggled(bool)', self.onLiveToggled)" in ast.unparse(
+        _method(tree, "Speckle2SelfWidget", "setup"))
+
+
+def test_live_mode_observes_the_input_voxels_and_polls_results_on_a_timer(tree):
+    init = ast.unparse(_method(tree, "LiveSession", "__init__"))
+    assert "ImageDataModifiedEvent" in init and "LiveDenoiser" in init and "QTimer" in init
+
+
+def test_stopping_live_mode_removes_its_observer_timer_and_worker(tree):
+    assert {"self.removeObservers", "self._timer.stop", "self.live.stop"} <= _calls(_method(tree, "LiveSession", "stop"))
+    assert "self._live.stop" in _calls(_method(tree, "Speckle2SelfWidget", "_stopLive"))
+    assert "self._stopLive" in _calls(_method(tree, "Speckle2SelfWidget", "onLiveToggled"))
+
+
+def test_closing_the_scene_or_the_module_stops_live_mode(tree):
+    assert "self._stopLive" in _calls(_method(tree, "Speckle2SelfWidget", "onSceneStartClose"))
+    assert "self._stopLive" in _calls(_method(tree, "Speckle2SelfWidget", "cleanup"))
+
+
+def test_live_mode_touches_nodes_only_from_the_timer_on_the_main_thread(tree):
+    """The engine's worker thread gets no callback into the module: results are polled."""
+    init = _method(tree, "LiveSession", "__init__")
+    live_call = next(n for n in ast.walk(init) if isinstance(n, ast.Call) and ast.unparse(n.func) == "LiveDenoiser")
+    assert "on_result" not in {k.arg for k in live_call.keywords}
+    assert "self.live.latest" in _calls(_method(tree, "LiveSession", "_deliver"))

@@ -1,4 +1,4 @@
-"""Command line: speckle2self denoise | finetune | info | demo."""
+"""Command line: speckle2self denoise | finetune | info | demo | live."""
 from __future__ import annotations
 
 import argparse
@@ -88,7 +88,27 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="denoise the bundled sample and write a before/after PNG")
     m.add_argument("-o", "--output", default="speckle2self_demo", metavar="FOLDER", help="folder to write into")
     _add_run_options(m)
+
+    v = sub.add_parser("live", help="relay an OpenIGTLink image stream, denoised, to OpenIGTLink clients")
+    v.add_argument("--source", required=True, type=_endpoint, metavar="HOST:PORT",
+                   help="OpenIGTLink server sending IMAGE messages (a PLUS server, a scanner)")
+    v.add_argument("--serve", required=True, type=int, metavar="PORT",
+                   help="port on which clients (e.g. Slicer's OpenIGTLinkIF) receive the denoised images")
+    v.add_argument("--bind", default="127.0.0.1", metavar="HOST",
+                   help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    v.add_argument("--suffix", default="Denoised", help="appended to each input image's name (default Denoised)")
+    v.add_argument("--model", metavar="PATH", help="Speckle2Self model file (default: the bundled model)")
+    v.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    v.add_argument("--precision", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
     return p
+
+
+def _endpoint(text: str) -> tuple[str, int]:
+    from .igtl_relay import parse_endpoint
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _grain(text: str) -> tuple[float, float]:
@@ -144,7 +164,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors become one line on stderr and an exit status (tracebacks with --debug)."""
     args = build_parser().parse_args(argv)
-    handler = {"denoise": cmd_denoise, "finetune": cmd_finetune, "info": cmd_info, "demo": cmd_demo}[args.command]
+    handler = {"denoise": cmd_denoise, "finetune": cmd_finetune, "info": cmd_info, "demo": cmd_demo,
+               "live": cmd_live}[args.command]
     try:
         return handler(args)
     except OutputError as exc:
@@ -259,6 +280,26 @@ def cmd_demo(args) -> int:
     summary = run_demo(Path(args.output), model=args.model, device=args.device, batch_size=args.batch_size)
     for line in summary:
         print(line)
+    return 0
+
+
+def cmd_live(args) -> int:
+    from .igtl_relay import Relay
+    say = lambda line: print(f"speckle2self live: {line}", flush=True)  # noqa: E731
+    try:
+        relay = Relay(args.source, args.serve, model=args.model, device=args.device, precision=args.precision,
+                      suffix=args.suffix, bind=args.bind, say=say)
+    except ImportError as exc:
+        print(f"speckle2self: error: the live relay needs pyigtl (pip install pyigtl): {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"speckle2self: error: cannot serve on {args.bind}:{args.serve}: {exc}", file=sys.stderr)
+        return 2
+    with relay:
+        try:
+            relay.run_forever()
+        except KeyboardInterrupt:
+            say(f"stopping; {relay.status()}")
     return 0
 
 

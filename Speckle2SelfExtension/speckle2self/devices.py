@@ -49,3 +49,21 @@ def device_description(device: torch.device) -> str:
     if device.type == "mps":
         return "Apple MPS"
     return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 AVX512-BF16 or AMX, Arm BF16).
+
+    Only then is bfloat16 faster than float32; elsewhere it is emulated and slower.
+    """
+    cpu = getattr(torch, "cpu", None)
+    for check in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        probe = getattr(cpu, check, None)
+        if probe is not None and probe():
+            return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = {word for line in info if line.lower().startswith(("flags", "features")) for word in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})

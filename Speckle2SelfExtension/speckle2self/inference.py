@@ -12,6 +12,7 @@ import torch
 from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_scale, bmode_to_envelope, envelope_to_bmode,
                       grey_range, image_region, resolve_domain, restore_brightness)
 from .errors import Cancelled, InputError
+from .frame_pipeline import FramePipeline
 from .frames import as_frame_stack, denormalise, normalise
 from .log_mapping import LOG_DOMAIN, LogMapping
 from .model_file import LoadedModel, load_model
@@ -119,33 +120,50 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
     check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision, domain=domain,
                       device=device, dynamic_range_db=dynamic_range_db, grain_px=grain_px)
     stack, single = as_frame_stack(frames)
-    loaded = get_model(model)
-    mapping = _mapping_for(stack, domain, dynamic_range_db, loaded, region, grain_px)
-    runner = ModelRunner(loaded, device, precision, tile_size)
+    pipeline = _prepare(stack, model, device, domain, precision, tile_size, dynamic_range_db, region, grain_px)
     n, rows, cols = stack.shape
-    bs = int(batch_size) if batch_size is not None else default_batch_size(runner.device, rows, cols)
+    bs = int(batch_size) if batch_size is not None else default_batch_size(pipeline.device, rows, cols)
     if bs < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     result = _output_array(out, stack)
     bounds = value_range(stack)
     done = 0
     if progress is not None:
-        runner.on_tile = lambda tiles_done, tiles: progress(done + len(chunk) * tiles_done / tiles, n)
+        pipeline.runner.on_tile = lambda tiles_done, tiles: progress(done + len(chunk) * tiles_done / tiles, n)
     while done < n:
         if should_stop is not None and should_stop():
             raise Cancelled(f"denoising stopped by request after {done} of {n} frames")
         chunk = stack[done:done + bs]
-        norm, saved = mapping.to_network(chunk, _keep_for(keep, stack.shape, done, len(chunk)))
-        target = result[done:done + len(chunk)]
-        y = run_checked(runner.run, norm, loaded.path)
-        target[...] = in_input_range(mapping.from_network(y, saved), stack.dtype, bounds)
-        unchanged = mapping.unchanged(saved)
-        if unchanged is not None:
-            np.copyto(target, chunk, where=unchanged)
+        pipeline.run(chunk, _keep_for(keep, stack.shape, done, len(chunk)), out=result[done:done + len(chunk)],
+                     bounds=bounds)
         done += len(chunk)
         if progress is not None:
             progress(done, n)
     return result[0] if single else result
+
+
+def prepare(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = None, device: str = "auto",
+            domain: str = "auto", *, precision: str = "auto", tile_size: int | None = None,
+            dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB, region: np.ndarray | None = None,
+            grain_px: tuple[float, float] | None = None, runner: ModelRunner | None = None) -> FramePipeline:
+    """Everything denoise() works out once per cine, measured on `frames`, ready for batch after batch.
+
+    A live stream calls this once per frame geometry and then `pipeline.run(batch)` per frame:
+    the scan region, grain and fill map are not measured again, and a `runner` (model on its
+    device, precision checked) can be shared between geometries. Options as for denoise().
+    """
+    stack, _single = as_frame_stack(frames)
+    return _prepare(stack, runner.model if runner is not None else model, device, domain, precision, tile_size,
+                    dynamic_range_db, region, grain_px, runner)
+
+
+def _prepare(stack: np.ndarray, model, device: str, domain: str, precision: str, tile_size: int | None,
+             dynamic_range_db: float, region: np.ndarray | None, grain_px: tuple[float, float] | None,
+             runner: ModelRunner | None = None) -> FramePipeline:
+    loaded = get_model(model)
+    mapping = _mapping_for(stack, domain, dynamic_range_db, loaded, region, grain_px)
+    runner = runner if runner is not None else ModelRunner(loaded, device, precision, tile_size)
+    return FramePipeline(runner, mapping, stack.shape[1:], stack.dtype)
 
 
 def _mapping_for(stack: np.ndarray, domain: str, dynamic_range_db: float, model: LoadedModel,

@@ -26,7 +26,8 @@ import numpy as np
 
 from .errors import InputError
 from .grain import box_blur, grain_size
-from .scan_region import nearest_inside, sampled_frames, scan_region
+from .resample import Resize
+from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
 LOG_DOMAIN = "log"
 DEFAULT_GRAIN_PX = (0.9, 0.9)
@@ -117,50 +118,79 @@ class LogMapping:
                  grey_range: tuple[float, float] = (0.0, 1.0), region: np.ndarray | None = None,
                  grain_px: tuple[float, float] | None = None) -> None:
         self.domain = domain
+        self._lut = None
         self.dynamic_range_db = float(dynamic_range_db)
         self.lo, self.hi = grey_range
         shape = tuple(stack.shape[1:])
         if region is not None and tuple(np.shape(region)) != shape:
             raise InputError(f"region has shape {np.shape(region)}; the frames are {shape[0]}×{shape[1]}")
-        frames = np.asarray(stack[sampled_frames(stack.shape[0])], dtype=np.float32)
+        frames = np.asarray(stack[sampled_frames(stack.shape[0])])  # B-mode: straight to grey, no float copy
+        if domain == "envelope":
+            frames = frames.astype(np.float32, copy=False)
         # Envelope values below zero are an offset, not physics: shifted up before compression.
         self.offset = min(float(frames.min()), 0.0) if domain == "envelope" else 0.0
+        self._lut = self._grey_table(stack.dtype)
         sample = self._grey(frames)[0]
+        del frames
         bounds = None if region is None else np.asarray(region, dtype=bool)
         if domain == "bmode":
             self.region = scan_region(sample, bounds)
         else:
             self.region = np.ones(shape, dtype=bool) if bounds is None else bounds
         self.fill = nearest_inside(self.region)
+        self._fill_flat = _flat_index(self.fill)
+        self._fill_identity = bool(self.region.all())
         target = tuple(float(v) for v in card_input.get("grain_px", DEFAULT_GRAIN_PX))
         measured = grain_px if grain_px is not None else grain_size(sample[:GRAIN_FRAMES], self.region)
         self.grain = (float(measured[0]), float(measured[1]))
         self.resampling = resampling_for(self.grain, target, shape)
+        self._to_network_size = Resize(shape, self.resampling.size)
+        self._to_frame_size = Resize(self.resampling.size, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
 
     def _grey(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Grey levels in [0, 1] (and, for envelope, each frame's 0 dB level)."""
         if self.domain == "bmode":
-            return (x - self.lo) / max(self.hi - self.lo, 1e-12), None
-        return envelope_to_log(x - self.offset, self.dynamic_range_db)
+            if self._lut is not None and x.dtype == np.uint8:
+                return self._lut[x], None  # fancy indexing: no int64 copy of the indices (np.take makes one)
+            grey = np.subtract(x, np.float32(self.lo), dtype=np.float32)
+            grey /= np.float32(max(self.hi - self.lo, 1e-12))
+            return np.clip(grey, 0.0, 1.0, out=grey), None
+        return envelope_to_log(np.asarray(x, dtype=np.float32) - self.offset, self.dynamic_range_db)
+
+    def _grey_table(self, dtype: np.dtype) -> np.ndarray | None:
+        """For 8-bit B-mode, the grey level of each of the 256 values: one lookup per pixel."""
+        if self.domain != "bmode" or dtype != np.uint8:
+            return None
+        return self._grey(np.arange(256, dtype=np.float32))[0]
 
     def to_network(self, chunk: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         """The network's input (N, h, w) in [0, 1] and what from_network needs to map back.
 
         `keep` marks pixels to return unchanged and to hide from the network (colour, markers).
         """
-        x = np.asarray(chunk, dtype=np.float32)
-        grey, ref = self._grey(x)
-        grey = np.clip(grey, 0.0, 1.0)
+        grey, ref = self._grey(chunk)
         kept = (grey >= 1.0) & self.region if self.domain == "bmode" else np.zeros(grey.shape, dtype=bool)
         if keep is not None:
             kept = kept | (keep & self.region)
-        filled = grey[:, self.fill[0], self.fill[1]]
-        for i in np.nonzero(kept.reshape(len(kept), -1).any(axis=1))[0]:
-            rows, cols = nearest_inside(self.region & ~kept[i])
-            filled[i] = grey[i][rows, cols]
-        net = resize(filled, self.resampling.size)
-        return net, {"grey": grey, "ref": ref, "kept": kept, "input": x, "network_input": net}
+        net = self._to_network_size(self._filled(grey, kept))
+        saved = {"grey": grey, "ref": ref, "kept": kept, "network_input": net}
+        if self.domain == "envelope":
+            saved["input"] = np.asarray(chunk, dtype=np.float32)
+        return net, saved
+
+    def _filled(self, grey: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Grey frames with everything outside the region and every kept pixel replaced by the
+        nearest tissue (one gather per frame)."""
+        hidden = kept.reshape(len(kept), -1).any(axis=1)
+        if self._fill_identity and not hidden.any():
+            return grey
+        flat = grey.reshape(len(grey), -1)
+        filled = np.take(flat, self._fill_flat, axis=1)
+        for i in np.nonzero(hidden)[0]:
+            fill = nearest_inside_without(self.region, self.fill, kept[i])
+            filled[i] = np.take(flat[i], _flat_index(fill))
+        return filled.reshape(grey.shape)
 
     def unchanged(self, saved: dict) -> np.ndarray:
         """(N, H, W) mask of the pixels that must come back exactly as they went in."""
@@ -169,7 +199,7 @@ class LogMapping:
     def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
         """Network output back to the input's units, full size."""
         y = keep_local_mean(np.asarray(y, dtype=np.float32), saved["network_input"], self.local_mean_radius)
-        out = resize(np.clip(y, 0.0, 1.0), self.region.shape)
+        out = self._to_frame_size(np.clip(y, 0.0, 1.0))
         grey, kept = saved["grey"], saved["kept"]
         if self.domain == "bmode":
             return self._bmode_back(out, grey, kept)
@@ -180,11 +210,24 @@ class LogMapping:
         return np.clip(env * gain, low, high) + self.offset
 
     def _bmode_back(self, out: np.ndarray, grey: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        result = grey.copy()
-        for i in range(len(out)):
-            tissue = self.region & ~kept[i]
-            if not tissue.any():
-                continue
-            shift = float(grey[i][tissue].mean() - out[i][tissue].mean())
-            result[i][tissue] = np.clip(out[i][tissue] + shift, 0.0, 1.0)
-        return result * (self.hi - self.lo) + self.lo
+        """Each frame's tissue mean matched to the input's; everything else is the input's grey."""
+        tissue = self.region & ~kept
+        count = tissue.sum(axis=(1, 2))
+        shift = (_masked_sum(grey, tissue) - _masked_sum(out, tissue)) / np.maximum(count, 1)
+        out += shift.astype(np.float32)[:, None, None]
+        np.clip(out, 0.0, 1.0, out=out)
+        result = np.where(tissue, out, grey)
+        result *= np.float32(self.hi - self.lo)
+        result += np.float32(self.lo)
+        return result
+
+
+def _masked_sum(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-frame sum of `values` where `mask` is set, accumulated in float64."""
+    return np.einsum("nij,nij->n", values, mask, dtype=np.float64)
+
+
+def _flat_index(fill: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(rows, cols) index maps as one index into the flattened frame."""
+    rows, cols = fill
+    return (rows.astype(np.intp) * rows.shape[1] + cols).ravel()

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .devices import resolve_device
+from .devices import cpu_has_native_bfloat16, resolve_device
 from .options import check_precision
 from .model_file import LoadedModel, clone_module
 from .tiling import run_tiled
@@ -22,6 +22,30 @@ HALF_TOLERANCE = 2.0 / 255.0
 CPU_TILE = 2048
 GPU_TILE = 1024
 TILE_OVERLAP = 96
+
+
+_CLONES: dict[tuple[str, str, str], torch.jit.ScriptModule] = {}
+
+
+def _clone(model: LoadedModel, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.jit.ScriptModule:
+    """The model on `device` in `dtype`, copied once and kept for the next call (the next cine, a
+    stream's next geometry): copying and casting a TorchScript module costs about 0.1 s."""
+    key = (model.sha256, str(device), str(dtype))
+    if key not in _CLONES:
+        if len(_CLONES) >= 4:
+            _CLONES.clear()
+        _CLONES[key] = clone_module(model.module, device, dtype)
+    return _CLONES[key]
+
+
+def automatic_precision(device: torch.device) -> str:
+    """The reduced precision tried first (kept only if the first batch agrees with float32):
+    float16 on CUDA, bfloat16 on CPUs that compute it natively, float32 elsewhere."""
+    if device.type == "cuda":
+        return "float16"
+    if device.type == "cpu" and cpu_has_native_bfloat16():
+        return "bfloat16"
+    return "float32"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -48,15 +72,15 @@ class ModelRunner:
     def _setup(self, device: torch.device) -> None:
         self.device = device
         shared_cpu = device.type == "cpu" and self.requested_precision in ("auto", "float32")
-        self.module = self.model.module if shared_cpu else clone_module(self.model.module, device)
+        self.module = self.model.module if shared_cpu else _clone(self.model, device)
         want = self.requested_precision
         if want == "auto":
-            want = "float16" if device.type == "cuda" else "float32"
+            want = automatic_precision(device)
         self.dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[want]
         self._reduced_checked = self.dtype == torch.float32 or self.requested_precision != "auto"
         if self.dtype != torch.float32:
             self.full = self.module
-            self.module = clone_module(self.model.module, device, self.dtype)
+            self.module = _clone(self.model, device, self.dtype)
         self.tile_size = self.tile or (GPU_TILE if device.type != "cpu" else CPU_TILE)
         self.batch_limit: int | None = None
 

@@ -47,7 +47,7 @@ def scan_region(grey: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarra
     frames = np.asarray(grey, dtype=np.float32)
     content = frames.max(axis=0) > BACKGROUND_GREY
     if frames.shape[0] >= 3:
-        content |= frames.std(axis=0) > MOTION_GREY
+        content |= _std_over_frames(frames) > MOTION_GREY
     if bounds is not None:
         content &= bounds
     if not content.any():
@@ -61,6 +61,15 @@ def scan_region(grey: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarra
         region = hull
     region |= _grown(region, OPENING_PX + 1) & content
     return region & bounds if bounds is not None else region
+
+
+def _std_over_frames(frames: np.ndarray, rows: int = 32) -> np.ndarray:
+    """frames.std(axis=0), a band of rows at a time: the same numbers without a temporary the size
+    of the whole sample (64 frames of 512² are 64 MiB)."""
+    out = np.empty(frames.shape[1:], dtype=frames.dtype)
+    for start in range(0, frames.shape[1], rows):
+        out[start:start + rows] = frames[:, start:start + rows].std(axis=0)
+    return out
 
 
 def _open_close(content: np.ndarray) -> np.ndarray:
@@ -148,25 +157,54 @@ def nearest_inside(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nearest_by_sweep(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest inside pixel along rows first, then columns (a fast, separable approximation)."""
+    """Nearest inside pixel along rows first, then columns (a fast, separable approximation).
+
+    Rows without an inside pixel take the nearest row that has one (the upper one on a tie).
+    """
     h, w = region.shape
-    cols = np.arange(w)
-    src_c = np.empty((h, w), dtype=np.int64)
-    for r in range(h):
-        inside = np.nonzero(region[r])[0]
-        if inside.size:
-            pos = np.clip(np.searchsorted(inside, cols), 1, inside.size) - 1
-            nxt = np.minimum(pos + 1, inside.size - 1)
-            src_c[r] = np.where(np.abs(inside[nxt] - cols) < np.abs(inside[pos] - cols), inside[nxt], inside[pos])
-        else:
-            src_c[r] = -1
-    has_row = src_c[:, 0] >= 0
+    src_c = _row_sweep(region)
+    has_row = region.any(axis=1)
+    all_rows = np.arange(h, dtype=np.int32)
+    if has_row.all():
+        return np.broadcast_to(all_rows[:, None], (h, w)).copy(), src_c
     rows_with = np.nonzero(has_row)[0]
-    all_rows = np.arange(h)
     pos = np.clip(np.searchsorted(rows_with, all_rows), 1, rows_with.size) - 1
     nxt = np.minimum(pos + 1, rows_with.size - 1)
     near_row = np.where(np.abs(rows_with[nxt] - all_rows) < np.abs(rows_with[pos] - all_rows), rows_with[nxt],
                         rows_with[pos])
-    src_r = np.where(has_row, all_rows, near_row)[:, None].repeat(w, axis=1)
-    src_c = np.where(has_row[:, None], src_c, src_c[near_row])
-    return src_r, src_c
+    src_r = np.where(has_row, all_rows, near_row).astype(np.int32)
+    return np.broadcast_to(src_r[:, None], (h, w)).copy(), src_c[src_r]
+
+
+def _row_sweep(mask: np.ndarray) -> np.ndarray:
+    """Per row, the column of the nearest `mask` pixel (the left one on a tie), vectorised: the last
+    mask column at or left of each pixel and the first at or right of it are running maxima and
+    minima. Rows without a mask pixel give meaningless columns (the callers never use them)."""
+    w = mask.shape[1]
+    cols = np.arange(w, dtype=np.int32)
+    left = np.maximum.accumulate(np.where(mask, cols, np.int32(-1)), axis=1)
+    right = np.minimum.accumulate(np.where(mask[:, ::-1], cols[::-1], np.int32(w)), axis=1)[:, ::-1]
+    use_right = (left < 0) | ((right < w) & (right - cols < cols - left))
+    return np.where(use_right, right, left)
+
+
+def nearest_inside_without(region: np.ndarray, fill: tuple[np.ndarray, np.ndarray],
+                           hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """nearest_inside(region & ~hidden), given fill = nearest_inside(region).
+
+    Per frame, markers and saturated pixels inside the image are hidden from the network; they
+    cover a few rows, so only the rows that hold them (and the rows filled from those) are swept
+    again. The result is the same as sweeping the whole frame.
+    """
+    changed = np.nonzero((hidden & region).any(axis=1))[0]
+    if changed.size == 0:
+        return fill
+    inside = region & ~hidden
+    if not inside[changed].any(axis=1).all():
+        return nearest_inside(inside)  # a row lost all its pixels: the column pass changes too
+    src_rows = fill[0][:, 0]
+    affected = np.isin(src_rows, changed)
+    swept = _row_sweep(inside[changed])
+    cols = fill[1].copy()
+    cols[affected] = swept[np.searchsorted(changed, src_rows[affected])]
+    return fill[0], cols
