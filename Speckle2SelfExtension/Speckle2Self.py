@@ -316,7 +316,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start live mode."), waitCursor=True):
                 if params is None or params.inputVolume is None:
                     raise ValueError(_("Select the input volume (the one the stream updates) first."))
-                self.logic.ensureTorch(interactive=True)
+                self._ensureTorch()
                 self._live = self.logic.startLive(params.inputVolume, model=params.modelPath or None,
                                                   device=params.device, domain=params.domain,
                                                   onUpdate=self._onLiveUpdate)

@@ -180,11 +180,13 @@ def test_finetuning_keeps_the_parent_models_loss_weights(study, tmp_path):
     from speckle2self.losses import LossWeights
     from speckle2self.model_file import export_model
     frames = [make_cine(2, (64, 64), seed=9).envelope[0].astype(np.float32)]
-    parent = train(frames, TrainConfig(steps=2, batch_size=2, crop=48, weights=LossWeights(1.0, 0.7)), arch=TINY,
+    parent = train(frames, TrainConfig(steps=2, batch_size=2, crop=48, weights=LossWeights(1.0, 0.7, respeckle=0.5)),
+                   arch=TINY,
                    device="cpu")
     export_model(parent.net.denoiser(), parent.card("parent"), tmp_path / "parent.pt")
     outcome = finetune_files([study], tmp_path / "child.pt", init=tmp_path / "parent.pt", steps=2, val_fraction=0,
                              **FAST)
     child = load_model(outcome.model_path)
     assert child.card["training"]["config"]["weights"] == {"reconstruction": 1.0, "consistency": 0.7,
-                                                           "local_mean": 0.0, "local_mean_window": 8}
+                                                           "local_mean": 0.0, "local_mean_window": 8,
+                                                           "respeckle": 0.5}

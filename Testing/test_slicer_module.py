@@ -231,7 +231,7 @@ def _method(tree, class_name: str, method_name: str) -> ast.FunctionDef:
     return next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method_name)
 
 
-def _calls(function: ast.FunctionDef) -> set[str]:
+def _called_names(function: ast.FunctionDef) -> set[str]:
     """Dotted names of everything `function` calls, e.g. 'self.live.stop'."""
     return {ast.unparse(n.func) for n in ast.walk(function) if isinstance(n, ast.Call)}
 
@@ -250,14 +250,14 @@ def test_live_mode_observes_the_input_voxels_and_polls_results_on_a_timer(tree):
 
 
 def test_stopping_live_mode_removes_its_observer_timer_and_worker(tree):
-    assert {"self.removeObservers", "self._timer.stop", "self.live.stop"} <= _calls(_method(tree, "LiveSession", "stop"))
-    assert "self._live.stop" in _calls(_method(tree, "Speckle2SelfWidget", "_stopLive"))
-    assert "self._stopLive" in _calls(_method(tree, "Speckle2SelfWidget", "onLiveToggled"))
+    assert {"self.removeObservers", "self._timer.stop", "self.live.stop"} <= _called_names(_method(tree, "LiveSession", "stop"))
+    assert "self._live.stop" in _called_names(_method(tree, "Speckle2SelfWidget", "_stopLive"))
+    assert "self._stopLive" in _called_names(_method(tree, "Speckle2SelfWidget", "onLiveToggled"))
 
 
 def test_closing_the_scene_or_the_module_stops_live_mode(tree):
-    assert "self._stopLive" in _calls(_method(tree, "Speckle2SelfWidget", "onSceneStartClose"))
-    assert "self._stopLive" in _calls(_method(tree, "Speckle2SelfWidget", "cleanup"))
+    assert "self._stopLive" in _called_names(_method(tree, "Speckle2SelfWidget", "onSceneStartClose"))
+    assert "self._stopLive" in _called_names(_method(tree, "Speckle2SelfWidget", "cleanup"))
 
 
 def test_live_mode_touches_nodes_only_from_the_timer_on_the_main_thread(tree):
@@ -265,4 +265,4 @@ def test_live_mode_touches_nodes_only_from_the_timer_on_the_main_thread(tree):
     init = _method(tree, "LiveSession", "__init__")
     live_call = next(n for n in ast.walk(init) if isinstance(n, ast.Call) and ast.unparse(n.func) == "LiveDenoiser")
     assert "on_result" not in {k.arg for k in live_call.keywords}
-    assert "self.live.latest" in _calls(_method(tree, "LiveSession", "_deliver"))
+    assert "self.live.latest" in _called_names(_method(tree, "LiveSession", "_deliver"))

@@ -98,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
     v.add_argument("--suffix", default="Denoised", help="appended to each input image's name (default Denoised)")
     v.add_argument("--model", metavar="PATH", help="Speckle2Self model file (default: the bundled model)")
-    v.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    v.add_argument("--precision", default="auto", choices=("auto", "float32", "float16", "bfloat16"))
+    v.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help="where the network runs: auto (CUDA, then Apple MPS, then CPU), cpu, cuda/gpu or mps")
+    v.add_argument("--precision", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
+                   help="auto: float16 on CUDA or bfloat16 on a CPU with native support, each kept only if "
+                        "the first frame agrees with float32; else the named precision")
     return p
 
 

@@ -26,7 +26,7 @@ from .losses import LossWeights, speckle2self_loss
 from .model_file import LoadedModel, load_model, make_card
 from .network import Architecture, Speckle2SelfNet
 from .perturb import multiscale_views
-from .speckle_noise import log_speckle
+from .speckle_noise import CLIP_LEVEL, log_speckle
 from .training_data import TrainingFrames
 
 CHECKPOINT_FORMAT = "speckle2self-checkpoint"
@@ -243,7 +243,7 @@ def _validation_batch(validation: TrainingFrames, config: TrainConfig) -> torch.
     frames: list[int] = []
     batch = torch.from_numpy(validation.sample_crops(rng, count, frames)).unsqueeze(1)
     if config.weights.respeckle > 0:
-        batch = torch.cat([batch, respeckle_noise(validation, frames, batch.shape[-2:], rng)], dim=1)
+        batch = torch.cat([batch, respeckle_noise(validation, frames, batch, rng)], dim=1)
     return batch
 
 
@@ -319,7 +319,7 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
     batch = torch.from_numpy(data.sample_crops(rng, config.batch_size, frames)).unsqueeze(1)
     alpha = weights.respeckle
     if alpha > 0:
-        batch = torch.cat([batch, respeckle_noise(data, frames, batch.shape[-2:], rng)], dim=1)
+        batch = torch.cat([batch, respeckle_noise(data, frames, batch, rng)], dim=1)
     batch = ctx.shard(augment(batch, rng, config.augmentation)).to(dev)
     views = multiscale_views(batch[:, :1], arch.scales, arch.interpolation)
     inputs = multiscale_views(batch[:, :1] + alpha * batch[:, 1:], arch.scales, arch.interpolation) if alpha > 0 else views
@@ -339,15 +339,18 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
     return ctx.mean(terms)
 
 
-def respeckle_noise(data: TrainingFrames, frames: list[int], size, rng: np.random.Generator) -> torch.Tensor:
-    """(B, 1, H, W) synthetic log speckle, each crop's at its own frame's strength and grain."""
+def respeckle_noise(data: TrainingFrames, frames: list[int], crops: torch.Tensor,
+                    rng: np.random.Generator) -> torch.Tensor:
+    """(B, 1, H, W) synthetic log speckle for (B, 1, H, W) crops, each at its own frame's strength
+    and grain; none where a crop sits on the display's floor (clipped: no speckle left to mimic,
+    and inference meets such pixels flat)."""
     gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
-    out = torch.zeros((len(frames), 1, *size))
+    out = torch.zeros_like(crops)
     for i, k in enumerate(frames):
         strength, psf = data.noise_params(k)
         if strength > 0:
-            out[i, 0] = strength * log_speckle(tuple(size), psf, gen)
-    return out
+            out[i, 0] = strength * log_speckle(tuple(crops.shape[-2:]), psf, gen)
+    return out * (crops > CLIP_LEVEL)
 
 
 def _state_copy(net: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -118,8 +118,30 @@ def speckle2self_method(model, bmode: bool):
     return lambda x: denoise(x, model=model, device="cpu", domain="envelope")
 
 
+MODEL_ROWS = ("noisy", "Speckle2Self", REFERENCE)
+
+
+def _run_or_reuse(method, x: np.ndarray, box, cache: Path | None, name: str, domain: str,
+                  seed: int) -> tuple[np.ndarray, float]:
+    """A method's output and its seconds; classical outputs are kept in `cache` (they do not depend
+    on the model), so benchmarking a new model repeats only its own rows and reports the stored time."""
+    path = None
+    if cache is not None and name not in MODEL_ROWS:
+        path = cache / f"{domain}_{seed}_{''.join(c if c.isalnum() else '_' for c in name)}.npz"
+        if path.exists():
+            with np.load(path) as f:
+                return f["out"], float(f["seconds"])
+    start = time.perf_counter()
+    out = np.asarray(method(x, box), dtype=np.float64)
+    spent = time.perf_counter() - start
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, out=out, seconds=spent)
+    return out, spent
+
+
 def run_condition(frames: list[dict], domain: str, model, methods: dict,
-                  reference=None) -> tuple[dict, dict, dict]:
+                  reference=None, cache: Path | None = None) -> tuple[dict, dict, dict]:
     """Mean figures and seconds per frame for every method; plus first-frame outputs for the grid."""
     scores: dict[str, list[dict]] = {}
     seconds: dict[str, float] = {}
@@ -138,9 +160,8 @@ def run_condition(frames: list[dict], domain: str, model, methods: dict,
         if ref_method is not None:
             runs[REFERENCE] = lambda _, __: ref_method(x_s2s)
         for name, method in runs.items():
-            start = time.perf_counter()
-            out = np.asarray(method(x, areas[2]), dtype=np.float64)
-            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+            out, spent = _run_or_reuse(method, x, areas[2], cache, name, domain, int(frame["seed"]))
+            seconds[name] = seconds.get(name, 0.0) + spent
             scores.setdefault(name, []).append(figures(clean, out, areas, bmode, dr or 60.0))
             shown.setdefault(name, out)
     mean = {n: {k: float(np.mean(vals)) for k in KEYS if (vals := [s[k] for s in v if k in s])}
@@ -214,6 +235,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="supervised reference model (Testing/benchmarks/supervised_reference.py), a row of its own")
     ap.add_argument("--repeats", type=int, default=3, help="timing runs per method at 512×512")
     ap.add_argument("--out", type=Path, default=Path("benchmark_default_model"))
+    ap.add_argument("--no-cache", action="store_true",
+                    help="recompute the classical methods (by default their outputs and times are kept under "
+                         "OUT/classical_cache and reused: they do not depend on the model)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     methods = {k: METHODS[k] for k in args.methods.split(",") if k}
@@ -226,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     for domain in args.domains.split(","):
         rows = []
         for name, frames in data.items():
-            mean, per_frame, shown = run_condition(frames, domain, model, methods, reference)
+            mean, per_frame, shown = run_condition(frames, domain, model, methods, reference,
+                                                   None if args.no_cache else args.out / "classical_cache")
             print_table(f"{domain} — {name}", mean, per_frame)
             report["tables"][f"{domain} — {name}"] = {"figures": mean, "seconds_per_frame": per_frame,
                                                       "targets": targets(mean)}

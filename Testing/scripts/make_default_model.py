@@ -72,6 +72,17 @@ def export_checkpoint(checkpoint: Path, out: Path) -> None:
     print(f"wrote {out} (step {state['step']}) sha256 {export_model(net.eval().denoiser(), card, out)}")
 
 
+def recard(source: Path, out: Path, radius: int) -> None:
+    """Write `source`'s weights to `out` with the card's inference-time local-mean radius set."""
+    import copy
+    from speckle2self.model_file import load_model
+    model = load_model(source)
+    card = copy.deepcopy(model.card)
+    card["input"]["local_mean_radius"] = int(radius)
+    card["training"]["config"]["network_input"]["local_mean_radius"] = int(radius)
+    print(f"wrote {out} sha256 {export_model(model.module, card, out)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "Resources/Models/speckle2self_default.pt")
@@ -93,13 +104,18 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=2, help="B-mode display maps per simulated envelope")
     ap.add_argument("--grain", type=float, default=0.9, help="speckle half width (px) the model works at")
     ap.add_argument("--checkpoint", type=Path, default=None, help="resumable checkpoint (default: OUT.ckpt)")
-    ap.add_argument("--local-mean-radius", type=int, default=0,
-                    help="box radius of the input's local mean put back at inference (0: none; the training "
-                         "term keeps contrast, and putting it back re-adds the coarse speckle)")
+    ap.add_argument("--local-mean-radius", type=int, default=5,
+                    help="box radius (network pixels) of the input's local mean put back at inference (0: none). "
+                         "3 re-adds visible coarse speckle; without it real frames lose contrast to dark regions")
+    ap.add_argument("--recard", type=Path, default=None,
+                    help="only copy this exported model to --out with --local-mean-radius in its card")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 on a busy machine)")
     ap.add_argument("--export-checkpoint", type=Path, default=None,
                     help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
+    if args.recard is not None:
+        recard(args.recard, args.out, args.local_mean_radius)
+        return
     if args.export_checkpoint is not None:
         export_checkpoint(args.export_checkpoint, args.out)
         return
