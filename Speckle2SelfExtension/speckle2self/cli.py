@@ -136,24 +136,21 @@ def _whole_at_least(minimum: int):
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive, finite number, not {text!r}")
-    return value
+def _float_where(accept, wanted: str):
+    """An argparse type: a float that `accept` takes, else an error saying `wanted`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, not {text!r}")
+        return value
+    return parse
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, not {text!r}")
-    return value
+_positive_float = _float_where(lambda v: math.isfinite(v) and v > 0, "a positive, finite number")
+_fraction = _float_where(lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
