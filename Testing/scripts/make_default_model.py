@@ -12,6 +12,10 @@ a scanner would display it, at a dynamic range drawn from 40-80 dB and a display
 within ±6 dB, so the model meets the spread of clinical presets; training frames then go through
 the same mapping as inference (scan region, grain resampling to --grain pixels).
 A checkpoint is written every 200 steps (--checkpoint); running the same command again resumes it.
+
+The defaults reproduce the bundled model. The re-speckling candidate of the quality issue
+(Testing/data/respeckle_tiny_candidate.pt, not shipped yet) was made with
+    python Testing/scripts/make_default_model.py --preset tiny --respeckle 1 --local-mean-radius 5 --steps 4000
 """
 from __future__ import annotations
 
@@ -88,13 +92,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "Resources/Models/speckle2self_default.pt")
     ap.add_argument("--data", type=Path, default=Path("simulated"))
     ap.add_argument("--frames", type=int, default=64, help="training frames per condition")
-    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
     ap.add_argument("--scales", default="0.25,0.5,1.0")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--consistency", type=float, default=1.0)
     ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
     ap.add_argument("--local-mean-window", type=int, default=8)
-    ap.add_argument("--respeckle", type=float, default=1.0,
+    ap.add_argument("--respeckle", type=float, default=0.0,
                     help="re-speckling strength alpha (speckle2self.speckle_noise; 0 = the paper's reconstruction)")
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
@@ -104,7 +108,7 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=2, help="B-mode display maps per simulated envelope")
     ap.add_argument("--grain", type=float, default=0.9, help="speckle half width (px) the model works at")
     ap.add_argument("--checkpoint", type=Path, default=None, help="resumable checkpoint (default: OUT.ckpt)")
-    ap.add_argument("--local-mean-radius", type=int, default=5,
+    ap.add_argument("--local-mean-radius", type=int, default=None,
                     help="box radius (network pixels) of the input's local mean put back at inference (0: none). "
                          "3 re-adds visible coarse speckle; without it real frames lose contrast to dark regions")
     ap.add_argument("--recard", type=Path, default=None,
@@ -114,7 +118,7 @@ def main() -> None:
                     help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
     if args.recard is not None:
-        recard(args.recard, args.out, args.local_mean_radius)
+        recard(args.recard, args.out, 3 if args.local_mean_radius is None else args.local_mean_radius)
         return
     if args.export_checkpoint is not None:
         export_checkpoint(args.export_checkpoint, args.out)
@@ -128,7 +132,8 @@ def main() -> None:
                          weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window, args.respeckle), consistency_warmup=args.warmup,
                          lr_schedule="cosine", domain="bmode",
                          network_input={"domain": "log", "grain_px": [args.grain, args.grain],
-                                        "local_mean_radius": args.local_mean_radius})
+                                        **({} if args.local_mean_radius is None else
+                                           {"local_mean_radius": args.local_mean_radius})})
     checkpoint = args.checkpoint or args.out.with_name(args.out.name + ".ckpt")
     started = time.monotonic()
 
