@@ -251,13 +251,10 @@ def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConf
     """The training loss (full weights, no augmentation) on held-out crops."""
     net.eval()
     total, count = 0.0, 0
+    alpha = config.weights.respeckle
     with torch.no_grad():
-        alpha = config.weights.respeckle
         for part in batch.split(8):
-            part = part.to(dev)
-            views = multiscale_views(part[:, :1], net.arch.scales, net.arch.interpolation)
-            inputs = multiscale_views(part[:, :1] + alpha * part[:, 1:], net.arch.scales,
-                                      net.arch.interpolation) if alpha > 0 else None
+            views, inputs = _views(part.to(dev), net.arch, alpha)
             loss, _ = speckle2self_loss(net(inputs or views), views, config.weights, inputs)
             total += float(loss) * len(part)
             count += len(part)
@@ -321,11 +318,10 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
     if alpha > 0:
         batch = torch.cat([batch, respeckle_noise(data, frames, batch, rng)], dim=1)
     batch = ctx.shard(augment(batch, rng, config.augmentation)).to(dev)
-    views = multiscale_views(batch[:, :1], arch.scales, arch.interpolation)
-    inputs = multiscale_views(batch[:, :1] + alpha * batch[:, 1:], arch.scales, arch.interpolation) if alpha > 0 else views
+    views, inputs = _views(batch, arch, alpha)
     with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=scaler is not None):
-        outputs = model(inputs)
-    loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights, inputs if alpha > 0 else None)
+        outputs = model(inputs or views)
+    loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights, inputs)
     if not np.isfinite(terms["total"]):
         raise TrainingDiverged(f"training diverged (loss {terms['total']}); lower the learning rate")
     opt.zero_grad(set_to_none=True)
@@ -337,6 +333,16 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
         loss.backward()
         opt.step()
     return ctx.mean(terms)
+
+
+def _views(batch: torch.Tensor, arch: Architecture,
+           alpha: float) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """The multi-scale views of a batch's noisy crops (channel 0), and with re-speckling (alpha > 0)
+    the views of the crops plus alpha times their synthetic speckle (channel 1), which the network sees."""
+    views = multiscale_views(batch[:, :1], arch.scales, arch.interpolation)
+    if alpha <= 0:
+        return views, None
+    return views, multiscale_views(batch[:, :1] + alpha * batch[:, 1:], arch.scales, arch.interpolation)
 
 
 def respeckle_noise(data: TrainingFrames, frames: list[int], crops: torch.Tensor,
