@@ -4,7 +4,8 @@ import pytest
 
 from speckle2self.inference import denoise
 from speckle2self.grain import box_blur
-from speckle2self.log_mapping import envelope_to_log, keep_local_mean, log_to_envelope
+from speckle2self.local_mean import keep_local_mean
+from speckle2self.log_mapping import envelope_to_log, log_to_envelope
 from speckle2self.model_file import load_model
 
 

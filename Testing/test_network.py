@@ -58,10 +58,17 @@ def test_denoiser_accepts_sizes_that_are_not_multiples_and_clamps():
     ({"scales": (0.25, 0.5)}, "largest scale must be 1.0"),
     ({"scales": (0.0, 1.0)}, "scales must lie in (0, 1]"),
     ({"widths": ()}, "widths must be positive"),
+    ({"upsample": "bicubic"}, "upsample must be 'bilinear' or 'nearest'"),
 ])
 def test_architecture_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
         Architecture(**kwargs)
+
+
+def test_cards_written_before_bilinear_upsampling_rebuild_nearest_decoders():
+    old_card = {k: v for k, v in Architecture().to_dict().items() if k != "upsample"}
+    assert Architecture.from_dict(old_card).upsample == "nearest"
+    assert Architecture.from_dict(Architecture().to_dict()).upsample == "bilinear"
 
 
 def test_unknown_preset_is_named():

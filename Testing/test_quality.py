@@ -62,18 +62,23 @@ def test_no_dead_constant_regions(case):
 
 def _periodic_artefact(image: np.ndarray, period: int) -> float:
     """Amplitude, relative to the image's mean, of a horizontal, vertical or diagonal grid pattern of
-    `period` pixels that stands out of its spectral neighbourhood (> 4× the local median); 0 if none.
-    Checkerboards and grids from stride-2 layers are such isolated lines; anatomy and speckle are not."""
+    `period` pixels that stands out of its spectral neighbourhood (> 4× the local median) and of its
+    neighbours along the same line through the origin (> 2× their median); 0 if none. Checkerboards
+    and grids from stride-2 layers are such isolated lines; anatomy and speckle are not (straight
+    interfaces, such as a phantom's horizontal layers, raise a whole axis of the spectrum, not one
+    point of it)."""
     n_r, n_c = image.shape
     spec = np.abs(np.fft.fft2(image - image.mean()))
     kr, kc = n_r // period, n_c // period
     scale = 1.0 if period == 2 else 2.0  # a Nyquist sinusoid has one spectral line, others two
+    steps = np.array([i for i in range(-4, 5) if i != 0])
     worst = 0.0
     for r, c in ((kr, 0), (0, kc), (kr, kc)):
         rows = np.arange(r - 4, r + 5) % n_r
         cols = np.arange(c - 4, c + 5) % n_c
         local = np.median(spec[np.ix_(rows, cols)])
-        if spec[r, c] > 4 * local:
+        along = np.median(spec[(r + steps * np.sign(r)) % n_r, (c + steps * np.sign(c)) % n_c])
+        if spec[r, c] > 4 * local and spec[r, c] > 2 * along:
             worst = max(worst, scale * spec[r, c] / (n_r * n_c) / image.mean())
     return float(worst)
 

@@ -42,13 +42,16 @@ def grain_size(grey: np.ndarray, mask: np.ndarray | None = None) -> tuple[float,
 
 
 def box_blur(frames: np.ndarray, radius: int) -> np.ndarray:
-    """(N, H, W) float32 averaged over (2r+1)² boxes, edges repeated.
+    """(N, H, W) float32 averaged over (2r+1)² boxes, edges repeated (summed in float32 for float32
+    frames, in float64 otherwise).
 
     Running sums in numpy: exact, a few ms for a 512² frame, and free of the thread start-up and
     oversubscription costs that small torch kernels pay (100× slower on a busy 2-core machine).
     """
     r = int(radius)
-    x = np.pad(np.asarray(frames, dtype=np.float64), ((0, 0), (r + 1, r), (r + 1, r)), mode="edge")
+    frames = np.asarray(frames)
+    dtype = np.float32 if frames.dtype == np.float32 else np.float64  # float32 sums: ~3e-7 off, twice as fast
+    x = np.pad(frames.astype(dtype, copy=False), ((0, 0), (r + 1, r), (r + 1, r)), mode="edge")
     x = x.cumsum(axis=1)
     x = x[:, 2 * r + 1:] - x[:, :-2 * r - 1]
     x = x.cumsum(axis=2)

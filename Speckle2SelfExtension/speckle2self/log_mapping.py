@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .grain import box_blur, grain_size
+from .grain import grain_size
+from .local_mean import LOCAL_MEAN_RADIUS, keep_local_mean
 from .resample import Resize
 from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
@@ -82,22 +83,6 @@ def resize(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return y[:, 0].numpy()
 
 
-LOCAL_MEAN_RADIUS = 3
-"""Speckle averages out over a few grains, so the mean grey level over a neighbourhood of several
-grains is an unbiased measure of the tissue there. The network's output keeps the input's mean over
-two passes of a (2r+1)² box (about a Gaussian of σ = 2.8 network pixels for r = 3; a model card's
-input "local_mean_radius" overrides it, 0 for none): the
-self-supervised consistency term otherwise shrinks every contrast towards the frame's mean, and
-cysts and lumens come out grey (measured: 14.5 -> 8.2 dB of cyst contrast on field simulations)."""
-
-
-def keep_local_mean(denoised: np.ndarray, noisy: np.ndarray, radius: int = LOCAL_MEAN_RADIUS) -> np.ndarray:
-    """The denoised frames with the noisy frames' local mean put back (two box passes)."""
-    if radius <= 0:
-        return denoised
-    return denoised + box_blur(box_blur(noisy - denoised, radius), radius)
-
-
 def envelope_to_log(envelope: np.ndarray, dynamic_range_db: float) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame log compression to [0, 1]; returns the grey levels and each frame's 0 dB level."""
     ref = np.percentile(envelope, 99.0, axis=(1, 2), keepdims=True) * 10 ** (ENVELOPE_HEADROOM_DB / 20)
@@ -147,6 +132,7 @@ class LogMapping:
         self._to_network_size = Resize(shape, self.resampling.size)
         self._to_frame_size = Resize(self.resampling.size, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
+        self.network_grain = tuple(g * n / f for g, n, f in zip(self.grain, self.resampling.size, shape))
 
     def _grey(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Grey levels in [0, 1] (and, for envelope, each frame's 0 dB level)."""
@@ -198,7 +184,8 @@ class LogMapping:
 
     def from_network(self, y: np.ndarray, saved: dict) -> np.ndarray:
         """Network output back to the input's units, full size."""
-        y = keep_local_mean(np.asarray(y, dtype=np.float32), saved["network_input"], self.local_mean_radius)
+        y = keep_local_mean(np.asarray(y, dtype=np.float32), saved["network_input"], self.local_mean_radius,
+                            self.network_grain)
         out = self._to_frame_size(np.clip(y, 0.0, 1.0))
         grey, kept = saved["grey"], saved["kept"]
         if self.domain == "bmode":

@@ -1,6 +1,7 @@
 """Speckle2Self network: one encoder per perturbation scale, one shared decoder.
 
-Up-sampling is resize-then-convolve (no transposed convolutions, hence no checkerboard texture),
+Up-sampling is resize-then-convolve (no transposed convolutions, hence no checkerboard texture;
+bilinear resizing in new models, as nearest-neighbour copies left a faint 4-pixel grid),
 there is no normalisation layer (so a tile's output does not depend on what else is in the tile,
 which keeps tiled and whole-frame inference equal), and the output layer is a plain convolution
 (no final ReLU or normalisation that would force dead or re-centred output).
@@ -31,6 +32,8 @@ class Architecture:
     interpolation: str = "bilinear"
     negative_slope: float = 0.1
     skips: bool = True
+    upsample: str = "bilinear"
+    """Decoder resize: 'bilinear', or 'nearest' (models made before bilinear became the default)."""
 
     def __post_init__(self) -> None:
         if not self.widths or any(int(w) < 1 for w in self.widths):
@@ -39,6 +42,8 @@ class Architecture:
             raise ValueError(f"scales must lie in (0, 1], got {self.scales}")
         if max(self.scales) != 1.0:
             raise ValueError("the largest scale must be 1.0 (full resolution): inference runs it")
+        if self.upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "scales", tuple(sorted(float(s) for s in self.scales)))
 
@@ -55,7 +60,8 @@ class Architecture:
         return cls(widths=tuple(data["widths"]), scales=tuple(data["scales"]),
                    interpolation=str(data.get("interpolation", "bilinear")),
                    negative_slope=float(data.get("negative_slope", 0.1)),
-                   skips=bool(data.get("skips", False)))
+                   skips=bool(data.get("skips", False)),
+                   upsample=str(data.get("upsample", "nearest")))
 
     @classmethod
     def preset(cls, name: str, **kwargs) -> "Architecture":
@@ -105,7 +111,8 @@ class Decoder(nn.Module):
     additive skips), which makes training converge far faster than through the bottleneck alone.
     """
 
-    def __init__(self, widths: tuple[int, ...], slope: float, skips: bool = True) -> None:
+    def __init__(self, widths: tuple[int, ...], slope: float, skips: bool = True,
+                 bilinear: bool = True) -> None:
         super().__init__()
         rev = tuple(reversed(widths))
         outs = rev[1:] + (rev[-1],)
@@ -114,12 +121,16 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(outs[-1], 1, 3, padding=1)
         self.slope = slope
         self.skips = skips
+        self.bilinear = bilinear
 
     def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
         level = len(features) - 2
         for up, block in zip(self.ups, self.blocks):
-            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            if self.bilinear:
+                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            else:
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             x = F.leaky_relu(up(x), self.slope)
             if self.skips and level >= 0:
                 x = x + features[level]
@@ -159,7 +170,7 @@ class Speckle2SelfNet(nn.Module):
         super().__init__()
         self.arch = arch
         self.encoders = nn.ModuleList(Encoder(arch.widths, arch.negative_slope) for _ in arch.scales)
-        self.decoder = Decoder(arch.widths, arch.negative_slope, arch.skips)
+        self.decoder = Decoder(arch.widths, arch.negative_slope, arch.skips, arch.upsample == "bilinear")
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         return [self.decoder(enc(v)) for enc, v in zip(self.encoders, views)]

@@ -149,7 +149,7 @@ def train(frames: Sequence[np.ndarray] | TrainingFrames, config: TrainConfig = T
         config = _resumed_config(state, config)
     net, parent, parent_input = _build_net(arch, init, state, config.seed)
     if parent_input is not None:
-        config = replace(config, network_input=parent_input)
+        config = replace(config, network_input=_inherited_input(parent_input, config.network_input))
     data = frames if isinstance(frames, TrainingFrames) else TrainingFrames(frames, config.crop, config.domain,
                                                                             network_input=config.network_input)
     trainer = _Trainer(net.to(dev), data, validation, config, dev, ctx, parent)
@@ -301,6 +301,14 @@ def _build_net(arch: Architecture | None, init, state: dict | None,
         card_input = loaded.card.get("input", {})
         return net, loaded.sha256, (dict(card_input) if card_input.get("domain") == "log" else None)
     return net, None, None
+
+
+def _inherited_input(parent: dict, requested: dict) -> dict:
+    """A fine-tuned model reads its input as its parent does; only the inference-time local-mean
+    radius, which training never uses, may be set anew."""
+    if "local_mean_radius" in requested:
+        return {**parent, "local_mean_radius": int(requested["local_mean_radius"])}
+    return dict(parent)
 
 
 def _weights_at(config: TrainConfig, step: int) -> LossWeights:

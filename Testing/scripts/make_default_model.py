@@ -1,6 +1,7 @@
-"""Reproduce the bundled default model (fixed seeds, CPU).
+"""Train a Speckle2Self model on the field-simulated training set (fixed seeds, CPU): one stage of
+the bundled model's recipe, Testing/scripts/make_default_model.sh.
 
-    pip install ".[sim]" && python Testing/scripts/make_default_model.py
+    pip install ".[sim]" && bash Testing/scripts/make_default_model.sh   # the bundled model
 
 Makes the training set first if it is not there (Testing/simulation/generate.py --set train:
 PyMUST point-spread functions of five probe/frequency/depth conditions, 64 frames of 256² each,
@@ -8,14 +9,14 @@ about 5 minutes on 2 cores), then trains on the noisy images only (the clean map
 files are never read) and exports TorchScript with its model card and SHA-256 file.
 
 The model is log-domain (speckle2self.log_mapping): each noisy envelope becomes 8-bit B-mode, as
-a scanner would display it, at a dynamic range drawn from 40-80 dB and a display reference drawn
+a scanner would display it, at a dynamic range drawn from 40-80 dB (--dynamic-range) and a display reference drawn
 within ±6 dB, so the model meets the spread of clinical presets; training frames then go through
 the same mapping as inference (scan region, grain resampling to --grain pixels).
 A checkpoint is written every 200 steps (--checkpoint); running the same command again resumes it.
 
-The defaults reproduce the bundled model. The re-speckling candidate of the quality issue
-(Testing/data/respeckle_tiny_candidate.pt, not shipped yet) was made with
-    python Testing/scripts/make_default_model.py --preset tiny --respeckle 1 --local-mean-radius 5 --steps 4000
+The bundled model is made in three stages by Testing/scripts/make_default_model.sh (each a call
+of this script; the later ones start from the earlier with --init). `--recard` rewrites a model's
+card with another inference-time local-mean radius; `--export-checkpoint` exports a run midway.
 """
 from __future__ import annotations
 
@@ -40,23 +41,25 @@ DYNAMIC_RANGES_DB = (40.0, 80.0)
 REFERENCE_SPREAD_DB = 6.0
 
 
-def displayed(envelope: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def displayed(envelope: np.ndarray, rng: np.random.Generator,
+              dynamic_ranges: tuple[float, float] = DYNAMIC_RANGES_DB) -> np.ndarray:
     """8-bit B-mode of a noisy envelope at a random display dynamic range and reference level."""
     from field import log_compress
-    dr = float(rng.uniform(*DYNAMIC_RANGES_DB))
+    dr = float(rng.uniform(*dynamic_ranges))
     ref = 2.0 * np.percentile(envelope, 99.0) * 10 ** (rng.uniform(-1, 1) * REFERENCE_SPREAD_DB / 20)
     return log_compress(envelope, dynamic_range_db=dr, reference=ref)
 
 
-def training_frames(data: Path, frames: int, views: int, seed: int) -> tuple[list[np.ndarray], str]:
+def training_frames(data: Path, frames: int, views: int, seed: int,
+                    dynamic_ranges: tuple[float, float] = DYNAMIC_RANGES_DB) -> tuple[list[np.ndarray], str]:
     import generate
     from psf_bank import TRAIN_CONDITIONS
     rng = np.random.default_rng(seed)
     stack = []
     for _, frame in generate.load_frames(data, "train", frames, keys=("envelope",)):  # never the clean map
-        stack.extend(displayed(frame["envelope"], rng) for _ in range(views))
-    description = (f"{len(stack)} 8-bit B-mode frames of 256² ({views} display maps, {DYNAMIC_RANGES_DB[0]:.0f}-"
-                   f"{DYNAMIC_RANGES_DB[1]:.0f} dB, of each of {len(stack) // views} field-simulated envelopes: "
+        stack.extend(displayed(frame["envelope"], rng, dynamic_ranges) for _ in range(views))
+    description = (f"{len(stack)} 8-bit B-mode frames of 256² ({views} display maps, {dynamic_ranges[0]:.0f}-"
+                   f"{dynamic_ranges[1]:.0f} dB, of each of {len(stack) // views} field-simulated envelopes: "
                    f"PyMUST point-spread functions, Testing/simulation, seeds {generate.SEED_BASE['train']}+): "
                    + "; ".join(TRAIN_CONDITIONS) + ". Clean maps never used; no real scans used.")
     return stack, description
@@ -87,6 +90,16 @@ def recard(source: Path, out: Path, radius: int) -> None:
     print(f"wrote {out} sha256 {export_model(model.module, card, out)}")
 
 
+def reshaped_parent(path: Path, upsample: str):
+    """The model at `path`, to start from, with its decoder's resize read as `upsample` (same weights)."""
+    import copy
+    from speckle2self.model_file import LoadedModel, load_model
+    parent = load_model(path)
+    card = copy.deepcopy(parent.card)
+    card["architecture"]["upsample"] = upsample
+    return LoadedModel(module=parent.module, card=card, sha256=parent.sha256, path=parent.path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "Resources/Models/speckle2self_default.pt")
@@ -94,17 +107,25 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=64, help="training frames per condition")
     ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
     ap.add_argument("--scales", default="0.25,0.5,1.0")
+    ap.add_argument("--upsample", default="bilinear", choices=("bilinear", "nearest"),
+                    help="decoder resize (nearest: as models before bilinear became the default)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from this model's weights (its widths; --upsample applies) instead of random ones")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--consistency", type=float, default=1.0)
     ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
     ap.add_argument("--local-mean-window", type=int, default=8)
     ap.add_argument("--respeckle", type=float, default=0.0,
                     help="re-speckling strength alpha (speckle2self.speckle_noise; 0 = the paper's reconstruction)")
+    ap.add_argument("--grid", type=float, default=0.0, help="weight of the grid penalty (0: off)")
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dynamic-range", default="40,80",
+                    help="display dynamic ranges (dB) drawn from, low,high: real scanners' weaker displayed speckle "
+                         "is that of a wider range")
     ap.add_argument("--views", type=int, default=2, help="B-mode display maps per simulated envelope")
     ap.add_argument("--grain", type=float, default=0.9, help="speckle half width (px) the model works at")
     ap.add_argument("--checkpoint", type=Path, default=None, help="resumable checkpoint (default: OUT.ckpt)")
@@ -126,10 +147,13 @@ def main() -> None:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    frames, description = training_frames(args.data, args.frames, args.views, args.seed)
-    arch = Architecture(widths=PRESETS[args.preset], scales=tuple(float(s) for s in args.scales.split(",")))
+    frames, description = training_frames(args.data, args.frames, args.views, args.seed,
+                                          tuple(float(v) for v in args.dynamic_range.split(",")))
+    arch = Architecture(widths=PRESETS[args.preset], scales=tuple(float(s) for s in args.scales.split(",")),
+                        upsample=args.upsample)
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window, args.respeckle), consistency_warmup=args.warmup,
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window, args.respeckle,
+                                                 args.grid), consistency_warmup=args.warmup,
                          lr_schedule="cosine", domain="bmode",
                          network_input={"domain": "log", "grain_px": [args.grain, args.grain],
                                         **({} if args.local_mean_radius is None else
@@ -141,10 +165,13 @@ def main() -> None:
         if rep.step % 25 == 0:
             print(f"step {rep.step}/{rep.total_steps} loss {rep.smoothed_loss:.5f} "
                   f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f} "
+                  + (f"grid {rep.losses['grid']:.2e} " if "grid" in rep.losses else "") +
                   f"{rep.elapsed_s:.0f}s", flush=True)
 
     resume = checkpoint if checkpoint.exists() else None
-    result = train(frames, config, arch=arch, device="cpu", progress=report, checkpoint=checkpoint, resume=resume)
+    init = None if args.init is None or resume else reshaped_parent(args.init, args.upsample)
+    result = train(frames, config, arch=arch, init=init, device="cpu", progress=report, checkpoint=checkpoint,
+                   resume=resume)
     card = result.card(description + " Testing/scripts/make_default_model.py")
     card["training"]["wall_time_s"] = round(time.monotonic() - started)
     card["training"]["command"] = "python Testing/scripts/make_default_model.py " + " ".join(sys.argv[1:])
