@@ -134,3 +134,14 @@ def test_an_error_in_the_result_callback_is_counted_and_the_stream_goes_on(tiny_
             live.latest(timeout=WAIT)
         stats = live.stats()
     assert calls == ["first", "second"] and stats.failed == 1 and "client went away" in stats.last_error
+
+
+def test_a_model_that_cannot_be_loaded_fails_the_constructor_and_leaves_no_thread(tmp_path):
+    from speckle2self.errors import ModelFileError
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    before = threading.active_count()
+    with pytest.raises(ModelFileError):
+        LiveDenoiser(bad, device="cpu")
+    assert threading.active_count() == before
+

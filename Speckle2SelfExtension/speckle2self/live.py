@@ -74,9 +74,7 @@ class LiveDenoiser:
                  dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB, region: np.ndarray | None = None,
                  grain_px: tuple[float, float] | None = None,
                  on_result: Callable[[LiveResult], None] | None = None) -> None:
-        from .inference import get_model
-        from .runner import ModelRunner
-        self._runner = ModelRunner(get_model(model), device, precision)
+        self._runner = None
         self._options = dict(domain=domain, dynamic_range_db=dynamic_range_db, region=region, grain_px=grain_px)
         self._on_result = on_result
         self._pipeline = None
@@ -87,8 +85,15 @@ class LiveDenoiser:
         self._counts = {"submitted": 0, "denoised": 0, "dropped": 0, "failed": 0}
         self._last_error: str | None = None
         self._stopping = False
-        self._worker = threading.Thread(target=self._work, name="speckle2self-live", daemon=True)
+        self._ready = threading.Event()
+        self._setup_error: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, args=(model, device, precision),
+                                        name="speckle2self-live", daemon=True)
         self._worker.start()
+        self._ready.wait()
+        if self._setup_error is not None:
+            self._worker.join()
+            raise self._setup_error
 
     @property
     def device(self):
@@ -146,7 +151,19 @@ class LiveDenoiser:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _work(self) -> None:
+    def _work(self, model, device: str, precision: str) -> None:
+        """Loads the model here, so that every torch call of the stream runs on this one thread: a
+        second thread's OpenMP team (the caller's) makes both throttle their spinning on a 2-core
+        machine (measured: the network 27 -> 35 ms per 512² frame)."""
+        try:
+            from .inference import get_model
+            from .runner import ModelRunner
+            self._runner = ModelRunner(get_model(model), device, precision)
+        except BaseException as exc:  # handed to the constructor, which raises it
+            self._setup_error = exc
+            return
+        finally:
+            self._ready.set()
         while True:
             with self._lock:
                 self._lock.wait_for(lambda: self._pending is not None or self._stopping)
