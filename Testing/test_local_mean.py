@@ -24,7 +24,7 @@ def test_leftover_speckle_is_not_added_back_as_mottle():
     noisy = (denoised + _speckle()).astype(np.float32)
     ungated = denoised + _box2(noisy - denoised)
     gated = keep_local_mean(denoised, noisy, 3)
-    assert _inner(gated).std() < 0.45 * _inner(ungated).std()  # measured 0.34
+    assert _inner(gated).std() < 0.6 * _inner(ungated).std()  # measured 0.52 (the coarse band goes back whole)
 
 
 def test_a_shrunk_cyst_gets_its_contrast_back_through_the_speckle():

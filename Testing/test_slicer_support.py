@@ -205,7 +205,7 @@ def test_a_long_run_is_estimated_from_one_timed_batch_of_the_first_frames(tiny_m
 def test_the_default_batch_is_the_one_the_run_uses(tiny_model, cine):
     reads = []
     estimate_run(lambda i: reads.append(i) or _sequence(cine)[0], 40, False, model=tiny_model, device="cpu")
-    assert reads == [0, 1]  # the engine's default CPU batch is 2 frames
+    assert reads == [0]  # the engine's default CPU batch is 1 frame
 
 
 def test_only_runs_longer_than_the_threshold_need_a_confirmation():

@@ -7,10 +7,12 @@ grey (measured: 14.5 -> 8.2 dB of cyst contrast on field simulations). The corre
 mean (two passes of a (2r+1)² box, about a Gaussian of σ = 2.8 network pixels for r = 3) of
 noisy − denoised. That local mean also holds what is left of the speckle after averaging: added
 back everywhere, it lays a faint mottle over the denoised image (measured on the field-simulated
-benchmark: 0.07-0.1 lower SSIM and Hom). So it is added back only where it is larger than that
-leftover speckle could make it: fully beyond 3× its expected level, not at all below 1.5×, linearly
-in between. The expected level is the frame's own speckle (the robust spread of what the local mean
-leaves of noisy − denoised) times how much two box passes reduce speckle of the network's grain.
+benchmark: 0.07-0.1 lower SSIM and Hom). So it is split in two bands. Its coarse part (the same
+mean over COARSE × the radius, where speckle has all but averaged out) goes back whole; the rest
+goes back only where it is larger than leftover speckle could make it: fully beyond 3× its
+expected level, not at all below 1.5×, linearly in between. The expected level is the frame's own
+speckle (the robust spread of what the local mean leaves of noisy − denoised) times how much of
+speckle of the network's grain that band lets through (measured once on synthetic log speckle).
 """
 from __future__ import annotations
 
@@ -39,21 +41,19 @@ def keep_local_mean(denoised: np.ndarray, noisy: np.ndarray, radius: int = LOCAL
     """(N, H, W) denoised frames with the (N, H, W) noisy frames' local mean put back where the two
     differ by more than leftover speckle would explain.
 
-    The difference is split in two bands: its mean over COARSE × the radius, where speckle has all
-    but averaged out (so even a faint shrink of a wide area is seen and undone), and the rest of
-    the local mean, where leftover speckle is stronger and only clear differences pass."""
+    The difference is split in two bands. Its mean over COARSE × the radius, where speckle has all
+    but averaged out, goes back whole (so a faint shrink of a wide area is undone). The rest of the
+    local mean goes back where it exceeds the level leftover speckle gives that band."""
     if radius <= 0:
         return denoised
-    grain = tuple(round(float(g) * 20) / 20 for g in grain_px)  # 0.05 px steps: the factors barely move
+    grain = tuple(round(float(g) * 20) / 20 for g in grain_px)  # 0.05 px steps: the factor barely moves
     residual = np.asarray(noisy, np.float32) - denoised
     fine, coarse = _bands(residual, radius)
+    band = fine - coarse
     spread = _robust_spread((residual - fine)[:, ::SAMPLE_STEP, ::SAMPLE_STEP].reshape(len(residual), -1))
-    fine_level, coarse_level = _reduction(radius, *grain)
-    out = denoised.copy()
-    for band, level in ((coarse, coarse_level), (fine - coarse, fine_level)):
-        tau = (SIGNIFICANCE * level * spread)[:, None, None]
-        out += band * np.clip(np.abs(band) / np.maximum(tau, 1e-6) - 1.0, 0.0, 1.0)
-    return out
+    tau = (SIGNIFICANCE * _reduction(radius, *grain) * spread)[:, None, None]
+    weight = np.clip(np.abs(band) / np.maximum(tau, 1e-6) - 1.0, 0.0, 1.0)
+    return denoised + coarse + band * weight
 
 
 def _bands(x: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,10 +81,10 @@ def _robust_spread(samples: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _reduction(radius: int, axial: float, lateral: float) -> tuple[float, float]:
-    """Spread of the fine band (local mean minus its coarse part) and of the coarse band of synthetic
-    log speckle of this grain (fixed seed), per unit of robust spread of its detail (what the local
-    mean leaves): how much of the speckle each band lets through."""
+def _reduction(radius: int, axial: float, lateral: float) -> float:
+    """Spread of the fine band (local mean minus its coarse part) of synthetic log speckle of this
+    grain (fixed seed), per unit of robust spread of its detail (what the local mean leaves): how
+    much of the speckle averaging lets through."""
     import torch
     from .speckle_noise import log_speckle, psf_for_grain
     side = 96 + 12 * COARSE * radius
@@ -93,4 +93,4 @@ def _reduction(radius: int, axial: float, lateral: float) -> tuple[float, float]
     fine, coarse = _bands(pattern, radius)
     inner = (0,) + (slice(4 * COARSE * radius, -4 * COARSE * radius),) * 2
     detail = _robust_spread((pattern - fine)[inner].reshape(1, -1))[0]
-    return float((fine - coarse)[inner].std() / detail), float(coarse[inner].std() / detail)
+    return float((fine - coarse)[inner].std() / detail)
