@@ -30,12 +30,6 @@ class LossWeights:
     estimate (Noisier2Noise), not the noisy input. Measured on field simulations, reconstruction
     of the noisy view alone keeps the speckle coarser than the smallest perturbation scale, which
     the consistency term cannot see (mottling)."""
-    grid: float = 0.0
-    """Weight of the grid penalty (0: off): the full-resolution output's residual y − x must not
-    depend on a pixel's position modulo 2, 4, 8 or 16 (speckle2self.losses.grid_penalty). Stride-2
-    encoders and ×2 decoders can lay a faint fixed grid over the image (measured 0.56 % of the mean
-    at 8 px on a phantom); crops fall at random places in the anatomy, so only such a grid survives
-    averaging over a batch by position modulo the period."""
 
 
 def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
@@ -51,32 +45,12 @@ def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
     cons = sum(F.l1_loss(a, b) for a, b in pairs) if pairs else torch.zeros((), device=outputs[0].device)
     total = weights.reconstruction * rec + weights.consistency * cons
     terms = {"reconstruction": float(rec.detach()), "consistency": float(cons.detach())}
-    if weights.grid > 0:
-        grid = grid_penalty(outputs[-1] - views[-1])
-        total = total + weights.grid * grid
-        terms["grid"] = float(grid.detach())
     if weights.local_mean > 0:
         target = local_means(views[-1], weights.local_mean_window)
         mean_term = sum(F.mse_loss(local_means(y, weights.local_mean_window), target) for y in outputs)
         total = total + weights.local_mean * mean_term
         terms["local_mean"] = float(mean_term.detach())
     return total, {"total": float(total.detach()), **terms}
-
-
-GRID_PERIODS = (2, 4, 8, 16)
-
-
-def grid_penalty(residual: torch.Tensor) -> torch.Tensor:
-    """Σ over periods p and both axes of the variance, across positions modulo p, of the batch's
-    mean (B, 1, H, W) residual at each position: zero when the residual has no fixed grid."""
-    total = residual.new_zeros(())
-    for p in GRID_PERIODS:
-        h, w = residual.shape[-2] // p * p, residual.shape[-1] // p * p
-        r = residual[..., :h, :w]
-        rows = r.reshape(*r.shape[:-2], h // p, p, w).mean(dim=(0, 1, 2, 4))
-        cols = r.reshape(*r.shape[:-2], h, w // p, p).mean(dim=(0, 1, 2, 3))
-        total = total + rows.var(unbiased=False) + cols.var(unbiased=False)
-    return total
 
 
 def local_means(x: torch.Tensor, window: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Speckle2Self network: one encoder per perturbation scale, one shared decoder.
 
 Up-sampling is resize-then-convolve (no transposed convolutions, hence no checkerboard texture;
-bilinear resizing in new models, as nearest-neighbour copies left a faint 4-pixel grid),
+bilinear in new models, where nearest-neighbour copies make 2 × 2 blocks at every level),
 there is no normalisation layer (so a tile's output does not depend on what else is in the tile,
 which keeps tiled and whole-frame inference equal), and the output layer is a plain convolution
 (no final ReLU or normalisation that would force dead or re-centred output).

@@ -117,7 +117,6 @@ def main() -> None:
     ap.add_argument("--local-mean-window", type=int, default=8)
     ap.add_argument("--respeckle", type=float, default=0.0,
                     help="re-speckling strength alpha (speckle2self.speckle_noise; 0 = the paper's reconstruction)")
-    ap.add_argument("--grid", type=float, default=0.0, help="weight of the grid penalty (0: off)")
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
@@ -152,8 +151,7 @@ def main() -> None:
     arch = Architecture(widths=PRESETS[args.preset], scales=tuple(float(s) for s in args.scales.split(",")),
                         upsample=args.upsample)
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window, args.respeckle,
-                                                 args.grid), consistency_warmup=args.warmup,
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, args.local_mean_window, args.respeckle), consistency_warmup=args.warmup,
                          lr_schedule="cosine", domain="bmode",
                          network_input={"domain": "log", "grain_px": [args.grain, args.grain],
                                         **({} if args.local_mean_radius is None else
@@ -165,7 +163,6 @@ def main() -> None:
         if rep.step % 25 == 0:
             print(f"step {rep.step}/{rep.total_steps} loss {rep.smoothed_loss:.5f} "
                   f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f} "
-                  + (f"grid {rep.losses['grid']:.2e} " if "grid" in rep.losses else "") +
                   f"{rep.elapsed_s:.0f}s", flush=True)
 
     resume = checkpoint if checkpoint.exists() else None
