@@ -50,7 +50,8 @@ def keep_local_mean(denoised: np.ndarray, noisy: np.ndarray, radius: int = LOCAL
     residual = np.asarray(noisy, np.float32) - denoised
     fine, coarse = _bands(residual, radius)
     band = fine - coarse
-    spread = _robust_spread((residual - fine)[:, ::SAMPLE_STEP, ::SAMPLE_STEP].reshape(len(residual), -1))
+    step = (slice(None), slice(None, None, SAMPLE_STEP), slice(None, None, SAMPLE_STEP))
+    spread = _robust_spread((residual[step] - fine[step]).reshape(len(residual), -1))
     tau = (SIGNIFICANCE * _reduction(radius, *grain) * spread)[:, None, None]
     weight = np.clip(np.abs(band) / np.maximum(tau, 1e-6) - 1.0, 0.0, 1.0)
     return denoised + coarse + band * weight

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce the bundled model, Resources/Models/speckle2self_default.pt, in three resumable stages
-# (fixed seeds, CPU; about 40 + 40 + 20 minutes on 2 cores; each stage resumes its own checkpoint
+# (fixed seeds, CPU; measured 40 + 36 + 12 minutes on 2 cores; each stage resumes its own checkpoint
 # when run again). Needs pip install ".[sim]"; the training set is generated first if missing.
 #
 #   bash Testing/scripts/make_default_model.sh [OUT] [STAGE_FOLDER]
 #
 # 1. tiny network, re-speckling (Noisier2Noise) objective, 40-80 dB display maps, nearest-neighbour
 #    decoder resizing (as the first re-speckling candidate was made);
-# 2. from 1, bilinear decoder resizing (no faint grid) and 40-110 dB display maps (the weaker
+# 2. from 1, bilinear decoder resizing (no 2 × 2 blocks) and 40-110 dB display maps (the weaker
 #    displayed speckle of real scanners), learning rate 5e-4;
 # 3. from 2, the same at 2e-4; the card sets the inference-time local-mean radius to 3.
 set -euo pipefail
