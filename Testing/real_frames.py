@@ -133,3 +133,75 @@ def pepper(frame: np.ndarray, region: np.ndarray, colour: np.ndarray | None = No
 def median7(frame: np.ndarray) -> np.ndarray:
     from scipy.ndimage import median_filter
     return median_filter(frame, size=7)
+
+
+# The two real-scan measures of the quality issue (#22), on 8-bit grey frames. Regions are chosen on
+# the input only and the same pixels are measured on the output.
+
+GAIN_WINDOW = 32
+GAIN_WINDOWS = 3
+EDGE_TOP_FRACTION = 0.01
+MEASURE_MARGIN = 6
+"""Pixels the scan region is eroded by, so the border of the field of view is not an 'edge'."""
+
+
+def homogeneous_windows(frame: np.ndarray, region: np.ndarray, count: int = GAIN_WINDOWS,
+                        size: int = GAIN_WINDOW) -> list[tuple[slice, slice]]:
+    """The `count` non-overlapping size² windows inside the region whose 9×9 median has the lowest
+    coefficient of variation, among windows of mean grey 30-200."""
+    from scipy.ndimage import binary_erosion, median_filter
+    f = frame.astype(np.float64)
+    med = median_filter(f, size=9)
+    inner = binary_erosion(region, iterations=2)
+    m, s = _window_stats(med, size)
+    mean, _ = _window_stats(f, size)
+    whole = _window_stats(inner.astype(np.float64), size)[0] > 0.999
+    score = np.where(whole & (mean >= 30) & (mean <= 200), s / np.maximum(m, 1e-6), np.inf)
+    half = size // 2
+    score[:half, :] = score[-half:, :] = np.inf
+    score[:, :half] = score[:, -half:] = np.inf
+    chosen: list[tuple[slice, slice]] = []
+    for flat in np.argsort(score, axis=None):
+        if not np.isfinite(score.flat[flat]) or len(chosen) == count:
+            break
+        r, c = np.unravel_index(flat, score.shape)
+        box = (slice(r - half, r - half + size), slice(c - half, c - half + size))
+        if all(abs(r - (b[0].start + half)) >= size or abs(c - (b[1].start + half)) >= size for b in chosen):
+            chosen.append(box)
+    return chosen
+
+
+def _snr(patch: np.ndarray) -> float:
+    patch = patch.astype(np.float64)
+    return float(patch.mean() / max(patch.std(), 1e-9))
+
+
+def speckle_snr_gain(frame: np.ndarray, out: np.ndarray, windows: list[tuple[slice, slice]]) -> float:
+    """Median over the windows of output SNR / input SNR (mean / std)."""
+    return float(np.median([_snr(out[w]) / _snr(frame[w]) for w in windows]))
+
+
+def brightness_change(frame: np.ndarray, out: np.ndarray, windows: list[tuple[slice, slice]]) -> float:
+    """Largest relative change of the mean grey level over the windows."""
+    return float(max(abs(out[w].astype(np.float64).mean() / max(frame[w].astype(np.float64).mean(), 1e-9) - 1)
+                     for w in windows))
+
+
+def gradient_magnitude(frame: np.ndarray) -> np.ndarray:
+    """Sobel magnitude after a Gaussian of σ = 1 px."""
+    from scipy.ndimage import gaussian_filter, sobel
+    g = gaussian_filter(frame.astype(np.float64), 1.0)
+    return np.hypot(sobel(g, axis=0), sobel(g, axis=1))
+
+
+def strongest_edges(frame: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The top 1 % of the input's 7×7-median gradient magnitude inside the (eroded) scan region."""
+    from scipy.ndimage import binary_erosion
+    inner = binary_erosion(region, iterations=MEASURE_MARGIN)
+    magnitude = gradient_magnitude(median7(frame))
+    return inner & (magnitude >= np.quantile(magnitude[inner], 1.0 - EDGE_TOP_FRACTION))
+
+
+def edge_sharpness(frame: np.ndarray, out: np.ndarray, edges: np.ndarray) -> float:
+    """Output's mean gradient magnitude on the edges over the 7×7 median's (1.0 = as sharp as it)."""
+    return float(gradient_magnitude(out)[edges].mean() / max(gradient_magnitude(median7(frame))[edges].mean(), 1e-9))

@@ -83,3 +83,27 @@ def test_loss_terms_follow_their_definitions():
     assert terms["consistency"] == pytest.approx(1.0)
     assert float(total) == pytest.approx(0.5 + 2.0)
 
+
+
+def test_a_full_resolution_skip_starts_as_the_parent_model():
+    torch.manual_seed(0)
+    parent = Speckle2SelfNet(Architecture.preset("tiny"))
+    child = Speckle2SelfNet(Architecture.preset("tiny", full_res_skip=True))
+    child.load_denoiser_weights(parent.denoiser().state_dict())
+    x = torch.rand(2, 1, 48, 80)
+    assert torch.equal(child.denoiser()(x), parent.denoiser()(x))
+
+
+def test_the_full_resolution_skip_reaches_the_output_and_the_card():
+    torch.manual_seed(0)
+    net = Speckle2SelfNet(Architecture.preset("tiny", full_res_skip=True))
+    torch.nn.init.normal_(net.encoders[-1].stem.weight, std=0.5)
+    x = torch.rand(1, 1, 32, 32)
+    before = net.denoiser()(x)
+    x[0, 0, 16, 16] += 0.5
+    changed = (net.denoiser()(x) - before).abs()[0, 0]
+    assert changed[16, 16] > 0
+    scripted = torch.jit.script(net.denoiser().eval())
+    assert torch.allclose(scripted(x), net.denoiser()(x))
+    assert Architecture.from_dict(net.arch.to_dict()).full_res_skip
+    assert not Architecture.from_dict({"widths": [8, 16], "scales": [1.0]}).full_res_skip

@@ -34,6 +34,10 @@ class Architecture:
     skips: bool = True
     upsample: str = "bilinear"
     """Decoder resize: 'bilinear', or 'nearest' (models made before bilinear became the default)."""
+    full_res_skip: bool = False
+    """A full-resolution convolution whose features the decoder adds at its last level, so edges are
+    placed to the pixel. Only safe with re-speckling (the target is not the network's own input, so
+    copying it through is no minimum); models made before it have none."""
 
     def __post_init__(self) -> None:
         if not self.widths or any(int(w) < 1 for w in self.widths):
@@ -61,7 +65,8 @@ class Architecture:
                    interpolation=str(data.get("interpolation", "bilinear")),
                    negative_slope=float(data.get("negative_slope", 0.1)),
                    skips=bool(data.get("skips", False)),
-                   upsample=str(data.get("upsample", "nearest")))
+                   upsample=str(data.get("upsample", "nearest")),
+                   full_res_skip=bool(data.get("full_res_skip", False)))
 
     @classmethod
     def preset(cls, name: str, **kwargs) -> "Architecture":
@@ -85,19 +90,28 @@ class ResidualBlock(nn.Module):
 class Encoder(nn.Module):
     """Stride-2 convolution + residual block per level; returns every level's features, finest first.
 
-    No level is at full resolution, so even with skip connections the decoder cannot copy the
-    input's finest speckle grain through: it must rebuild the image from coarser features.
+    Without `full_res` no level is at full resolution, so even with skip connections the decoder
+    cannot copy the input's finest speckle grain through: it must rebuild the image from coarser
+    features. With it, one full-resolution convolution (started at zero, so a parent model's
+    function is unchanged when fine-tuning begins) comes first.
     """
 
-    def __init__(self, widths: tuple[int, ...], slope: float) -> None:
+    def __init__(self, widths: tuple[int, ...], slope: float, full_res: bool = False) -> None:
         super().__init__()
         chans = (1,) + tuple(widths)
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(chans, chans[1:]))
         self.blocks = nn.ModuleList(ResidualBlock(w, slope) for w in widths)
         self.slope = slope
+        self.full_res = full_res
+        self.stem = nn.Conv2d(1, widths[0], 3, padding=1) if full_res else nn.Identity()
+        if full_res:
+            nn.init.zeros_(self.stem.weight)
+            nn.init.zeros_(self.stem.bias)
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         features: List[torch.Tensor] = []
+        if self.full_res:
+            features.append(F.leaky_relu(self.stem(x), self.slope))
         for down, block in zip(self.downs, self.blocks):
             x = block(F.leaky_relu(down(x), self.slope))
             features.append(x)
@@ -169,7 +183,8 @@ class Speckle2SelfNet(nn.Module):
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         self.arch = arch
-        self.encoders = nn.ModuleList(Encoder(arch.widths, arch.negative_slope) for _ in arch.scales)
+        self.encoders = nn.ModuleList(Encoder(arch.widths, arch.negative_slope, arch.full_res_skip)
+                                      for _ in arch.scales)
         self.decoder = Decoder(arch.widths, arch.negative_slope, arch.skips, arch.upsample == "bilinear")
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -184,5 +199,7 @@ class Speckle2SelfNet(nn.Module):
         enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
         dec = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
         for encoder in self.encoders:
-            encoder.load_state_dict(enc)
+            missing, unexpected = encoder.load_state_dict(enc, strict=False)
+            if unexpected or any(not k.startswith("stem.") for k in missing):
+                raise RuntimeError(f"encoder weights do not fit: missing {missing}, unexpected {unexpected}")
         self.decoder.load_state_dict(dec)
