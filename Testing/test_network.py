@@ -107,3 +107,15 @@ def test_the_full_resolution_skip_reaches_the_output_and_the_card():
     assert torch.allclose(scripted(x), net.denoiser()(x))
     assert Architecture.from_dict(net.arch.to_dict()).full_res_skip
     assert not Architecture.from_dict({"widths": [8, 16], "scales": [1.0]}).full_res_skip
+
+
+def test_with_re_speckling_the_local_mean_term_asks_for_the_clean_estimate_not_the_respeckled_input():
+    torch.manual_seed(0)
+    clean = torch.full((1, 1, 32, 32), 0.5)
+    noisy = clean + 0.05 * torch.randn(1, 1, 32, 32)
+    respeckled = noisy + 0.3 * torch.randn(1, 1, 1, 1).expand(1, 1, 32, 32)  # a coarse synthetic offset
+    weights = LossWeights(reconstruction=0.0, consistency=0.0, local_mean=1.0, respeckle=1.0)
+    implied_by = lambda y: speckle2self_loss([y], [noisy], weights, [respeckled])[1]["local_mean"]  # noqa: E731
+    estimate = 2 * noisy - respeckled  # (y + w) / 2 = noisy: what Noisier2Noise makes of the clean image
+    assert implied_by(estimate) < 1e-10
+    assert implied_by(respeckled) > 1e-3

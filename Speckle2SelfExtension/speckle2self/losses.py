@@ -39,15 +39,18 @@ def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
 
     `inputs` are the re-speckled views the outputs were computed from (weights.respeckle > 0).
     """
-    rec = sum(F.mse_loss(_as_noisy(y, w, weights.respeckle), x)
-              for y, x, w in zip(outputs, views, inputs if inputs is not None else [None] * len(views)))
+    implied = [_as_noisy(y, w, weights.respeckle)
+               for y, w in zip(outputs, inputs if inputs is not None else [None] * len(views))]
+    rec = sum(F.mse_loss(n, x) for n, x in zip(implied, views))
     pairs = [(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1:]]
     cons = sum(F.l1_loss(a, b) for a, b in pairs) if pairs else torch.zeros((), device=outputs[0].device)
     total = weights.reconstruction * rec + weights.consistency * cons
     terms = {"reconstruction": float(rec.detach()), "consistency": float(cons.detach())}
     if weights.local_mean > 0:
-        target = local_means(views[-1], weights.local_mean_window)
-        mean_term = sum(F.mse_loss(local_means(y, weights.local_mean_window), target) for y in outputs)
+        # On the noisy image each output implies, as reconstruction: a re-speckled input's own local
+        # means hold coarse synthetic speckle, which a clean estimate must not keep.
+        window = weights.local_mean_window
+        mean_term = sum(F.mse_loss(local_means(n, window), local_means(x, window)) for n, x in zip(implied, views))
         total = total + weights.local_mean * mean_term
         terms["local_mean"] = float(mean_term.detach())
     return total, {"total": float(total.detach()), **terms}

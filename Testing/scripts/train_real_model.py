@@ -60,6 +60,21 @@ def simulated_frames(data: Path, per_condition: int, seed: int) -> tuple[list[np
     return mdm.training_frames(data, per_condition, 1, seed, (40.0, 110.0))
 
 
+def cached_noise_params(data: TrainingFrames, path: Path) -> None:
+    """Measure every frame's speckle strength and grain once (the re-speckling noise's parameters,
+    about a second a frame) and keep them in `path`, so a resumed run does not measure them again."""
+    import json
+    cache = {}
+    if path.exists():
+        cache = {tuple(json.loads(k)): (v[0], tuple(v[1])) for k, v in json.loads(path.read_text()).items()}
+    data._noise.update(cache)
+    for k in range(len(data)):
+        data.noise_params(k)
+        if k % 50 == 0:
+            print(f"speckle measured on {k}/{len(data)} frames", flush=True)
+    path.write_text(json.dumps({json.dumps(list(key)): [v[0], list(v[1])] for key, v in data._noise.items()}))
+
+
 def parent_for_native(path: Path | None, radius: int) -> LoadedModel:
     """The parent model read as the native-resolution architecture: a full-resolution skip that
     starts at zero, the native grain and the inference-time local-mean radius."""
@@ -87,7 +102,8 @@ def main() -> None:
     ap.add_argument("--local-mean", type=float, default=10.0)
     ap.add_argument("--local-mean-radius", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared machine OpenMP teams of 2 stall each other)")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -97,6 +113,7 @@ def main() -> None:
     network_input = dict(parent.card["input"])
     data = TrainingFrames(real + sim, args.crop, "bmode", names + [f"simulated {i}" for i in range(len(sim))],
                           network_input=network_input)
+    cached_noise_params(data, args.out.with_name(args.out.name + ".noise.json"))
     train_set, val_set = data.split(0.05, args.seed)
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                          weights=LossWeights(1.0, args.consistency, args.local_mean, 8, args.respeckle),
