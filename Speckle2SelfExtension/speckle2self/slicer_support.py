@@ -9,8 +9,10 @@ Sample Data entry. Nothing here imports Slicer, Qt, VTK or (until it denoises) t
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .colour import to_grey
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .frames import cast_like
 
 SEQUENCE_CHUNK = 16
@@ -58,41 +60,55 @@ def blend(original: np.ndarray, denoised: np.ndarray, strength: float) -> np.nda
     return cast_like(mixed, original.dtype)
 
 
+STAGE_SPANS = {"reading": (0.0, 0.1), "denoising": (0.1, 0.85), "writing": (0.85, 1.0)}
+"""The part of a cine run each stage fills on the progress bar: staging the frames into the scratch
+file and writing them back into the sequence are copies, denoising is the network."""
+WHOLE_JOB = (0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class ProgressInfo:
-    """What the panel shows: frames done of total, and the rate so far."""
+    """What the panel shows: frames done of total in the current stage, the rate so far, and where
+    that stage sits in the whole job (`span`, fractions of the progress bar)."""
 
     done: int
     total: int
     frames_per_second: float
+    stage: str = "denoising"
+    span: tuple[float, float] = WHOLE_JOB
 
     @property
     def percent(self) -> int:
-        return int(round(100 * self.done / self.total)) if self.total else 100
+        fraction = self.done / self.total if self.total else 1.0
+        return int(round(100 * (self.span[0] + (self.span[1] - self.span[0]) * fraction)))
 
     @property
     def text(self) -> str:
-        return f"{self.done} / {self.total} frames, {self.frames_per_second:.1f} frames/s"
+        return f"{self.stage.capitalize()}: {self.done} / {self.total} frames, {self.frames_per_second:.1f} frames/s"
 
 
-class ProgressRelay:
-    """Turns the engine's per-call progress(done, total) into whole-job ProgressInfo reports."""
+class StageProgress:
+    """Reports frames done in one stage of a job ('reading', 'denoising', 'writing') as ProgressInfo,
+    with the rate since the stage began; `span` defaults to the stage's part of a cine run."""
 
-    def __init__(self, total: int, report: Callable[[ProgressInfo], None] | None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stage: str, total: int, report: Callable[[ProgressInfo], None] | None,
+                 span: tuple[float, float] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stage = stage
         self.total = total
-        self.report = report
+        self.report_to = report
+        self.span = STAGE_SPANS[stage] if span is None else span
         self.clock = clock
         self.start = clock()
 
-    def at_offset(self, offset: int) -> Callable[[int, int], None]:
-        """A progress callback for frames offset .. offset + n of the whole job."""
-        def relay(done: int, _total: int) -> None:
-            if self.report is not None:
-                elapsed = self.clock() - self.start
-                frames = offset + done
-                self.report(ProgressInfo(frames, self.total, frames / elapsed if elapsed > 0 else 0.0))
-        return relay
+    def report(self, done: int) -> None:
+        if self.report_to is not None:
+            elapsed = self.clock() - self.start
+            self.report_to(ProgressInfo(done, self.total, done / elapsed if elapsed > 0 else 0.0, self.stage,
+                                        self.span))
+
+    def callback(self) -> Callable[[int, int], None]:
+        """The engine's progress(done, total) for this stage."""
+        return lambda done, _total: self.report(done)
 
 
 def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -111,8 +127,8 @@ def denoise_volume_array(array: np.ndarray, is_vector: bool, *, strength: float 
     """
     from .inference import denoise
     frames, notes = frames_from_volume_array(array, is_vector)
-    relay = ProgressRelay(frames.shape[0], progress)
-    out = denoise(frames, progress=relay.at_offset(0), should_stop=should_stop, **engine_options)
+    denoising = StageProgress("denoising", frames.shape[0], progress, span=WHOLE_JOB)
+    out = denoise(frames, progress=denoising.callback(), should_stop=should_stop, **engine_options)
     return blend(frames, out, strength), notes
 
 
@@ -128,30 +144,69 @@ def denoise_frame_stream(read_frame: Callable[[int], np.ndarray], write_frame: C
     in a memory-mapped scratch file and go through the engine in one call, so the cine is denoised
     as one input, exactly like the same frames as one volume: one grey range for non-8-bit B-mode
     (no brightness step between chunks), one scan region and grain. Memory holds one batch and
-    `chunk` frames being written, not the cine. Raises Cancelled on a stop request, checked before every batch;
-    nothing is written before every frame is denoised.
+    `chunk` frames being written, not the cine. Progress is reported, and a stop request checked
+    (raising Cancelled), in all three stages: reading into the scratch file, denoising, writing back.
+
+    No view of the scratch files outlives the call, so that Windows can delete them; if the scratch
+    folder still cannot be removed, the finished result stands and a note says where the folder is.
     """
-    from .inference import denoise
     if count < 1:
         raise InputError("the sequence has no frames")
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="speckle2self-cine-", dir=scratch_dir) as scratch:
-        stack = _stage_frames(read_frame, count, is_vector, Path(scratch) / "input.raw", notes)
-        out = np.memmap(Path(scratch) / "output.raw", dtype=stack.dtype, mode="w+", shape=stack.shape)
-        relay = ProgressRelay(count, progress)
-        denoise(stack, out=out, progress=relay.at_offset(0), should_stop=should_stop, **engine_options)
-        for start, stop in chunks(count, chunk):
-            for offset, frame in enumerate(blend(stack[start:stop], out[start:stop], strength)):
-                write_frame(start + offset, np.array(frame))
-        del stack, out  # unmap before the scratch folder is removed
+    scratch = Path(tempfile.mkdtemp(prefix="speckle2self-cine-", dir=scratch_dir))
+    try:
+        _denoise_through_scratch(scratch, read_frame, write_frame, count, is_vector, notes, strength=strength,
+                                 chunk=chunk, progress=progress, should_stop=should_stop, **engine_options)
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)  # the failed frames' locals would keep the scratch files mapped
+        raise
+    finally:
+        _remove_scratch(scratch, notes)
     return notes
 
 
+def _denoise_through_scratch(scratch: Path, read_frame: Callable[[int], np.ndarray],
+                             write_frame: Callable[[int, np.ndarray], None], count: int, is_vector: bool,
+                             notes: list[str], *, strength: float, chunk: int,
+                             progress: Callable[[ProgressInfo], None] | None,
+                             should_stop: Callable[[], bool] | None, **engine_options) -> None:
+    """The three stages of denoise_frame_stream; every array viewing the scratch files is local here."""
+    from .inference import denoise
+    stack = _stage_frames(read_frame, count, is_vector, scratch / "input.raw", notes,
+                          StageProgress("reading", count, progress), should_stop)
+    out = np.memmap(scratch / "output.raw", dtype=stack.dtype, mode="w+", shape=stack.shape)
+    denoise(stack, out=out, progress=StageProgress("denoising", count, progress).callback(),
+            should_stop=should_stop, **engine_options)
+    writing = StageProgress("writing", count, progress)
+    for start, stop in chunks(count, chunk):
+        _check_stop(should_stop, "writing back")
+        for offset, frame in enumerate(blend(stack[start:stop], out[start:stop], strength)):
+            write_frame(start + offset, np.array(frame))  # a copy: the writer may keep it
+        writing.report(stop)
+
+
+def _remove_scratch(scratch: Path, notes: list[str]) -> None:
+    """Delete the scratch folder; a failure (a file still open on Windows) is a note, not an error."""
+    try:
+        shutil.rmtree(scratch)
+    except OSError as exc:
+        notes.append(f"the scratch folder {scratch} could not be removed ({exc.strerror or exc}); "
+                     "delete it by hand")
+
+
+def _check_stop(should_stop: Callable[[], bool] | None, stage: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled(f"stopped by request while {stage} the cine")
+
+
 def _stage_frames(read_frame: Callable[[int], np.ndarray], count: int, is_vector: bool, path: Path,
-                  notes: list[str]) -> np.memmap:
+                  notes: list[str], staging: "StageProgress | None" = None,
+                  should_stop: Callable[[], bool] | None = None) -> np.memmap:
     """All grey frames of a cine in a memory-mapped (count, J, I) file, read one frame at a time."""
     stack = None
     for i in range(count):
+        if i % SEQUENCE_CHUNK == 0:
+            _check_stop(should_stop, "reading")
         grey = _single_frame(read_frame(i), is_vector, notes)
         if stack is None:
             stack = np.memmap(path, dtype=grey.dtype, mode="w+", shape=(count,) + grey.shape)
@@ -159,6 +214,8 @@ def _stage_frames(read_frame: Callable[[int], np.ndarray], count: int, is_vector
             raise InputError(f"frame {i} is {grey.shape[0]}×{grey.shape[1]} pixels and the first frame "
                              f"{stack.shape[1]}×{stack.shape[2]}: every frame of a cine must be the same size")
         stack[i] = grey
+        if staging is not None and ((i + 1) % SEQUENCE_CHUNK == 0 or i + 1 == count):
+            staging.report(i + 1)
     return stack
 
 
@@ -229,6 +286,8 @@ class RunEstimate:
 
     frames: int
     seconds: float
+    stage_seconds: tuple[float, ...] = ()
+    """Reading, denoising and writing back, when measured: they add up to `seconds`."""
 
     @property
     def needs_confirmation(self) -> bool:
@@ -236,8 +295,9 @@ class RunEstimate:
 
     @property
     def question(self) -> str:
-        return (f"This cine has {self.frames} frames; denoising them takes {duration_text(self.seconds)} "
-                "(measured on the first frames). Denoise all frames now?")
+        return (f"This cine has {self.frames} frames; denoising them takes {duration_text(self.seconds)}, "
+                "reading and writing back the frames included (measured on the first frames). "
+                "Denoise all frames now?")
 
 
 def duration_text(seconds: float) -> str:
@@ -252,12 +312,15 @@ def duration_text(seconds: float) -> str:
 
 
 def estimate_run(read_frame: Callable[[int], np.ndarray], count: int, is_vector: bool, *,
+                 write_frame: Callable[[int, np.ndarray], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, **engine_options) -> RunEstimate:
-    """Time one batch of the first frames through the engine and scale it to `count` frames.
+    """Time one batch of the first frames through the whole run and scale it to `count` frames.
 
-    `read_frame` is as for denoise_frame_stream; `engine_options` are those of the run itself
-    (model, device, domain, batch_size), so the batch is the one the run will use. The model is
-    loaded before the clock starts, so loading time does not inflate the estimate.
+    The three stages of denoise_frame_stream are timed: reading the frames (`read_frame` as there),
+    denoising them, and, when given, `write_frame(i, grey)` on the results (the caller's way of
+    writing a frame back, e.g. into a throwaway sequence). `engine_options` are those of the run
+    itself (model, device, domain, batch_size), so the batch is the one the run will use. The
+    model is loaded before the clock starts, so loading time does not inflate the estimate.
     """
     from .devices import resolve_device
     from .inference import default_batch_size, denoise, get_model
@@ -265,12 +328,19 @@ def estimate_run(read_frame: Callable[[int], np.ndarray], count: int, is_vector:
         raise InputError("the sequence has no frames")
     options = dict(engine_options, model=get_model(engine_options.get("model")))
     notes: list[str] = []
+    start = clock()
     first = _single_frame(read_frame(0), is_vector, notes)
     batch = options.get("batch_size") or default_batch_size(resolve_device(options.get("device", "auto")), *first.shape)
     sample = np.stack([first] + [_single_frame(read_frame(i), is_vector, notes) for i in range(1, min(count, batch))])
-    start = clock()
-    denoise(sample, **options)
-    return RunEstimate(count, (clock() - start) * count / len(sample))
+    read = clock()
+    result = denoise(sample, **options)
+    denoised = clock()
+    for i, frame in enumerate(result if write_frame is not None else []):
+        write_frame(i, np.array(frame))
+    written = clock()
+    return RunEstimate(count, (written - start) * count / len(sample),
+                       stage_seconds=tuple(t * count / len(sample) for t in (read - start, denoised - read,
+                                                                              written - denoised)))
 
 
 # Views
