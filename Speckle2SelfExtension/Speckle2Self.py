@@ -117,6 +117,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._installing = False
         self._cancelRequested = False
         self._finetune = None
+        self._finetuneDone = None  # the last finished run: its loss chart stays until the next run
         self._live = None
 
     def setup(self) -> None:
@@ -145,8 +146,11 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._finetune is not None:
-            self._finetune.stop()
+        """Module Reload or application exit: no timer, observer or callback of this widget may outlive it."""
+        for run in (self._finetune, self._finetuneDone):
+            if run is not None:
+                run.release()
+        self._finetune = self._finetuneDone = None
         self._stopLive()
         self.removeObservers()
 
@@ -317,14 +321,19 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 if params is None or params.inputVolume is None:
                     raise ValueError(_("Select the input volume (the one the stream updates) first."))
                 self._ensureTorch()
-                self._live = self.logic.startLive(params.inputVolume, model=params.modelPath or None,
-                                                  device=params.device, domain=params.domain,
-                                                  onUpdate=self._onLiveUpdate)
-                self.logic.showSideBySide(params.inputVolume, self._live.outputNode)
+                inputNode = params.inputVolume
+                self._live = self.logic.startLive(inputNode, model=params.modelPath or None, device=params.device,
+                                                  domain=params.domain, onUpdate=self._onLiveUpdate,
+                                                  onFirstResult=self._onLiveFirstResult)
                 self.ui.liveStatusLabel.text = _("Live: waiting for the input to change…")
         finally:
             if self._live is None:
                 self._stopLive()
+
+    def _onLiveFirstResult(self) -> None:
+        """The output has data, geometry and transform now: rotate the views onto it and fit them."""
+        if self._live is not None:
+            self.logic.showSideBySide(self._live.inputNode, self._live.outputNode)
 
     def _onLiveUpdate(self, statsText: str) -> None:
         self.ui.liveStatusLabel.text = _("Live: {stats}").format(stats=statsText)
@@ -349,6 +358,9 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start fine-tuning."), waitCursor=False):
             self._ensureTorch()
+            if self._finetuneDone is not None:  # its chart makes way for the new run's
+                self._finetuneDone.release()
+                self._finetuneDone = None
             with slicer.util.WaitCursor():
                 self._finetune = self.logic.startFinetuning(
                     nodes, params.finetuneOutputName, steps=params.finetuneSteps,
@@ -373,7 +385,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif kind in ("finished", "error", "exited"):
             self.ui.finetuneStartButton.enabled = True
             self.ui.finetuneStopButton.enabled = False
-            self._finetune = None
+            self._finetuneDone, self._finetune = self._finetune, None
             if kind == "finished":
                 self.logic.rememberModel(event["model"])
                 self._fillModelChoices()
@@ -635,17 +647,20 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     # Live mode
 
     def startLive(self, inputNode, model=None, device: str = "auto", domain: str = "auto",
-                  onUpdate=None) -> "LiveSession":
+                  onUpdate=None, onFirstResult=None) -> "LiveSession":
         """Denoise `inputNode` live: each change of its voxels (OpenIGTLinkIF updating it from a stream)
         goes to the engine's LiveDenoiser, and the newest result is written into one new volume.
 
-        `onUpdate(text)` receives frames/s and latency on the main thread. Call `.stop()` on the
-        returned session to end it; its observer and worker thread go with it.
+        `onUpdate(text)` receives frames/s and latency on the main thread; `onFirstResult()` is called
+        once the output has its first frame (e.g. to show it). Call `.stop()` on the returned session
+        to end it; its observers, timer and worker thread go with it. An input that cannot be shown
+        (no image data, a MultiVolume, more than 4 components) raises and leaves nothing behind.
         """
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
         self.ensureTorch(interactive=False)
-        return LiveSession(inputNode, model=model, device=device, domain=domain, onUpdate=onUpdate)
+        return LiveSession(inputNode, model=model, device=device, domain=domain, onUpdate=onUpdate,
+                           onFirstResult=onFirstResult)
 
     # Fine-tuning
 
@@ -715,7 +730,7 @@ class FinetuneProcess:
         from speckle2self.slicer_support import loss_curve_rows
         for event in self.worker.poll():
             if event["event"] == "exited" and any(e["event"] in ("finished", "error") for e in self.events):
-                self._timer.stop()
+                self._finish()
                 continue
             self.events.append(event)
             if event["event"] == "step":
@@ -724,50 +739,128 @@ class FinetuneProcess:
                                  columnNames=["step", "loss", "reconstruction", "consistency"],
                                  title="Speckle2Self fine-tuning loss", nodes=self._plotNodes,
                                  show=not self._plotNodes)
+            onEvent = self.onEvent
             if event["event"] in ("finished", "error", "exited"):
-                self._timer.stop()
-            if self.onEvent is not None:
-                self.onEvent(event)
+                self._finish()
+            if onEvent is not None:
+                onEvent(event)
 
     def stop(self) -> None:
         """Ask the worker to stop after its current step and save the best model so far; a worker
         still running `graceSeconds` later is killed (checked on every delivery)."""
         self.worker.request_stop()
 
+    def _finish(self) -> None:
+        """The run is over: let go of the panel and delete the exported training data."""
+        self._disconnect()
+        shutil.rmtree(self.spec.parent, ignore_errors=True)  # the worker read its data at start
+
+    def _disconnect(self) -> None:
+        """Stop and disconnect the timer (its connection would keep this object alive) and drop the
+        panel's callback."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.disconnect("timeout()", self._deliver)
+            self._timer = None
+        self.onEvent = None
+
+    def release(self) -> None:
+        """Let go of everything this run made in Slicer (Reload, a new run, closing the module): the
+        loss chart's nodes are removed; a worker still running is asked to stop and save its best
+        model, and its export folder, which holds the stop request, is left to it."""
+        if self._timer is not None:
+            self.stop()
+            self._disconnect()
+        else:
+            self._finish()
+        for node in self._plotNodes.values():
+            for item in (node if isinstance(node, (list, tuple)) else [node]):
+                if item is not None and item.GetScene() is not None:
+                    slicer.mrmlScene.RemoveNode(item)
+        self._plotNodes = {}
+
 
 class LiveSession(VTKObservationMixin):
     """Live mode, kept thin: observes the input's voxels, hands each new frame to
     speckle2self.live.LiveDenoiser (newest frame wins, worker thread), and on the main thread
-    (a QTimer) writes the newest result into the output volume with the input frame's geometry."""
+    (a QTimer) writes the newest result into the output volume with the input frame's geometry.
+
+    The input is read before anything is made, and a start that fails part way releases what it
+    made, so a bad input leaves no thread, node, observer or timer behind. `onFirstResult()` is
+    called once the output has its first frame, geometry and parent transform (the views can only
+    be rotated onto it and fitted then).
+    """
 
     POLL_MS = 15
 
-    def __init__(self, inputNode, model=None, device: str = "auto", domain: str = "auto", onUpdate=None) -> None:
+    def __init__(self, inputNode, model=None, device: str = "auto", domain: str = "auto", onUpdate=None,
+                 onFirstResult=None) -> None:
         VTKObservationMixin.__init__(self)
         from speckle2self.live import LiveDenoiser
         self.inputNode = inputNode
         self.onUpdate = onUpdate
-        self.live = LiveDenoiser(model, device, domain=domain)
-        self.outputNode = slicer.mrmlScene.AddNewNodeByClass(
-            "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(inputNode.GetName() + " live denoised"))
+        self.onFirstResult = onFirstResult
+        self.live = None
+        self.outputNode = None
+        self._timer = None
+        self._observedImage = None
         self._shown = False
-        self.addObserver(inputNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputModified)
-        self._timer = qt.QTimer()
-        self._timer.setInterval(self.POLL_MS)
-        self._timer.connect("timeout()", self._deliver)
-        self._timer.start()
-        self.onInputModified()
+        firstFrames = self._readFrames()  # raises before anything exists
+        try:
+            self.live = LiveDenoiser(model, device, domain=domain)
+            self.outputNode = slicer.mrmlScene.AddNewNodeByClass(
+                "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(inputNode.GetName() + " live denoised"))
+            self.addObserver(inputNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputModified)
+            self._observeImageData()
+            self._timer = qt.QTimer()
+            self._timer.setInterval(self.POLL_MS)
+            self._timer.connect("timeout()", self._deliver)
+            self._timer.start()
+            self._submit(firstFrames)
+        except Exception:
+            self.stop(removeOutput=True)
+            raise
+
+    def _readFrames(self):
+        """The input's current grey frames (speckle2self.slicer_support.live_frames says what it refuses)."""
+        from speckle2self.slicer_support import live_frames
+        node = self.inputNode
+        array = slicer.util.arrayFromVolume(node) if node.GetImageData() is not None else None
+        return live_frames(array, node.IsA("vtkMRMLVectorVolumeNode"), node.GetClassName())
+
+    def _observeImageData(self) -> None:
+        """Observe the input's image data object: a vtkMRMLStreamingVolumeNode (OpenIGTLink VIDEO)
+        decodes its frames only while its image data has an observer, i.e. otherwise only while it
+        is shown in a view. The object is replaced when the frame size changes, so this is redone."""
+        imageData = self.inputNode.GetImageData() if self.inputNode.IsA("vtkMRMLStreamingVolumeNode") else None
+        if imageData is self._observedImage:
+            return
+        if self._observedImage is not None:
+            self.removeObserver(self._observedImage, vtk.vtkCommand.ModifiedEvent, self._onImageDataModified)
+        if imageData is not None:
+            self.addObserver(imageData, vtk.vtkCommand.ModifiedEvent, self._onImageDataModified)
+        self._observedImage = imageData
+
+    def _onImageDataModified(self, caller=None, event=None) -> None:
+        """Nothing to do: the observer itself keeps a streaming volume decoding (the node's own
+        ImageDataModifiedEvent delivers the frame)."""
 
     def onInputModified(self, caller=None, event=None) -> None:
-        from speckle2self.slicer_support import frames_from_volume_array
-        frames, _notes = frames_from_volume_array(slicer.util.arrayFromVolume(self.inputNode),
-                                                  self.inputNode.IsA("vtkMRMLVectorVolumeNode"))
+        self._observeImageData()
+        try:
+            frames = self._readFrames()
+        except Exception as exc:  # e.g. the stream cleared the image: skip this frame, keep the session
+            logging.warning(f"Speckle2Self live: frame skipped: {exc}")
+            return
+        self._submit(frames)
+
+    def _submit(self, frames) -> None:
         ijkToRas = vtk.vtkMatrix4x4()
         self.inputNode.GetIJKToRASMatrix(ijkToRas)
         self.live.submit(frames, slicer.util.arrayFromVTKMatrix(ijkToRas))  # copied: the stream may overwrite it
 
     def _deliver(self) -> None:
-        result = self.live.latest(timeout=0)
+        result = self.live.latest(timeout=0) if self.live is not None else None
         if result is None:
             return
         slicer.util.updateVolumeFromArray(self.outputNode, result.frame)
@@ -779,14 +872,28 @@ class LiveSession(VTKObservationMixin):
             self.outputNode.GetDisplayNode().SetAutoWindowLevel(False)
             self.outputNode.GetDisplayNode().SetWindowLevel(*display_window(result.frame))
             self._shown = True
+            if self.onFirstResult is not None:
+                self.onFirstResult()
         if self.onUpdate is not None:
             self.onUpdate(self.live.stats().text)
 
-    def stop(self) -> None:
-        """Remove the observer, stop the timer and join the engine's worker thread; the output stays."""
+    def stop(self, removeOutput: bool = False) -> None:
+        """Remove the observers, stop and disconnect the timer, join the engine's worker thread and
+        drop every reference to the model and the panel, so the session can be freed. The output
+        stays unless `removeOutput` (a start that failed)."""
         self.removeObservers()
-        self._timer.stop()
-        self.live.stop()
+        self._observedImage = None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.disconnect("timeout()", self._deliver)  # the connection would keep this session alive
+            self._timer = None
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if removeOutput and self.outputNode is not None:
+            slicer.mrmlScene.RemoveNode(self.outputNode)
+            self.outputNode = None
+        self.onUpdate = self.onFirstResult = None
 
 
 #
@@ -819,6 +926,12 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.test_cancel_leaves_no_node()
         self.setUp()
         self.test_cancelling_a_cine_leaves_no_sequence_and_restores_the_browser()
+        self.setUp()
+        self.test_live_start_on_a_bad_input_leaves_nothing_behind()
+        self.setUp()
+        self.test_live_shows_the_first_result_and_stops_cleanly()
+        self.setUp()
+        self.test_a_dicom_file_goes_through_denoise_files()
 
     def _requireTorch(self) -> None:
         """Skip (as TotalSegmentator and MONAIAuto3DSeg do) on a build machine without PyTorch, saying why."""
@@ -961,3 +1074,82 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertTrue(browser.GetPlaybackActive())
         browser.SetPlaybackActive(False)
         self.assertEqual(browser.GetSelectedItemNumber(), 2)
+
+    def test_live_start_on_a_bad_input_leaves_nothing_behind(self) -> None:
+        """No image data, or a vector volume of 5 components: refused before a node, observer, timer
+        or thread is made, and the same input can be refused again (nothing left half started)."""
+        import numpy as np
+        from speckle2self.errors import InputError
+        self._requireTorch()
+        self.delayDisplay("Live mode on a bad input")
+        empty = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "no image yet")
+        fiveComponents = slicer.util.addVolumeFromArray(np.zeros((1, 8, 9, 5), np.uint8), name="five",
+                                                        nodeClassName="vtkMRMLVectorVolumeNode")
+        for node, message in ((empty, "no image data"), (fiveComponents, "5 components")):
+            nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+            for _attempt in range(2):
+                with self.assertRaises(InputError) as raised:
+                    Speckle2SelfLogic().startLive(node, device="cpu")
+                self.assertIn(message, str(raised.exception))
+                self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+                self.assertFalse(node.HasObserver(slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent))
+
+    def test_live_shows_the_first_result_and_stops_cleanly(self) -> None:
+        """The output gets the input's geometry and parent transform with its first frame; after
+        stop() the session holds no thread or model and the input has no observer left."""
+        import time
+        import weakref
+        import numpy as np
+        self._requireTorch()
+        self.delayDisplay("Live mode")
+        node, cine = self._speckleVolume(frames=1)
+        transform = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+        node.SetAndObserveTransformNodeID(transform.GetID())
+        firstResults = []
+        session = Speckle2SelfLogic().startLive(node, device="cpu", onFirstResult=lambda: firstResults.append(1))
+        deadline = time.monotonic() + 60
+        while not firstResults and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.01)
+        self.assertEqual(firstResults, [1])
+        output = session.outputNode
+        self.assertEqual(slicer.util.arrayFromVolume(output).shape, slicer.util.arrayFromVolume(node).shape)
+        self.assertEqual(output.GetTransformNodeID(), transform.GetID())
+        worker = weakref.ref(session.live)
+        session.stop()
+        self.assertIsNone(session.live)
+        self.assertIsNone(worker())
+        self.assertFalse(node.HasObserver(slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent))
+        self.assertIsNotNone(slicer.mrmlScene.GetNodeByID(output.GetID()))  # the result stays
+
+    def test_a_dicom_file_goes_through_denoise_files(self) -> None:
+        """A derived DICOM series from a DICOM ultrasound file, with Slicer's own pydicom (2.4 in
+        Slicer 5.10, 3.x from 5.12); a broken file next to it is reported, not fatal."""
+        import numpy as np
+        import pydicom
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+        from speckle2self.io.pydicom_compat import save_as_dicom_file
+        self._requireTorch()
+        self.delayDisplay("Denoising DICOM files")
+        folder = Path(slicer.util.tempDirectory("Speckle2SelfTest-dicom"))
+        envelope = self._speckleVolume()[1].envelope[0]
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundImageStorage, generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.PatientID, ds.Modality = "S2S-TEST", "US"
+        ds.Rows, ds.Columns = envelope.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelSpacing = [0.2, 0.2]
+        ds.PixelData = np.round(envelope / envelope.max() * 255).astype(np.uint8).tobytes()
+        save_as_dicom_file(ds, folder / "frame.dcm")
+        (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 40)
+        reports = Speckle2SelfLogic().denoiseFiles([folder / "frame.dcm", folder / "broken.dcm"], folder / "out",
+                                                   device="cpu")
+        self.assertEqual([r["ok"] for r in reports], [True, False])
+        out = pydicom.dcmread(reports[0]["output"])
+        self.assertEqual(list(out.ImageType), ["DERIVED", "SECONDARY"])
+        self.assertEqual(out.pixel_array.shape, envelope.shape)

@@ -266,3 +266,76 @@ def test_live_mode_touches_nodes_only_from_the_timer_on_the_main_thread(tree):
     live_call = next(n for n in ast.walk(init) if isinstance(n, ast.Call) and ast.unparse(n.func) == "LiveDenoiser")
     assert "on_result" not in {k.arg for k in live_call.keywords}
     assert "self.live.latest" in _called_names(_method(tree, "LiveSession", "_deliver"))
+
+
+# Live mode and fine-tuning sessions start and stop cleanly (issue 19)
+
+def _first_line(function: ast.FunctionDef, dotted: str) -> int:
+    lines = [n.lineno for n in ast.walk(function) if isinstance(n, ast.Call) and ast.unparse(n.func) == dotted]
+    assert lines, f"{function.name} does not call {dotted}"
+    return min(lines)
+
+
+def test_live_reads_its_input_before_it_makes_a_thread_node_observer_or_timer(tree):
+    init = _method(tree, "LiveSession", "__init__")
+    read = _first_line(init, "self._readFrames")
+    for maker in ("LiveDenoiser", "slicer.mrmlScene.AddNewNodeByClass", "self.addObserver", "qt.QTimer"):
+        assert read < _first_line(init, maker), maker
+    assert "live_frames" in ast.unparse(_method(tree, "LiveSession", "_readFrames"))
+
+
+def test_a_live_start_that_fails_part_way_releases_what_it_made(tree):
+    init = _method(tree, "LiveSession", "__init__")
+    guard = next(n for n in init.body if isinstance(n, ast.Try))
+    made = {ast.unparse(n.func) for n in ast.walk(ast.Module(body=guard.body, type_ignores=[])) if isinstance(n, ast.Call)}
+    assert {"LiveDenoiser", "slicer.mrmlScene.AddNewNodeByClass", "self.addObserver", "qt.QTimer"} <= made
+    handler = ast.unparse(guard.handlers[0])
+    assert "self.stop(removeOutput=True)" in handler and handler.rstrip().endswith("raise")
+    stop = ast.unparse(_method(tree, "LiveSession", "stop"))
+    assert "slicer.mrmlScene.RemoveNode(self.outputNode)" in stop
+
+
+def test_live_views_are_set_up_when_the_first_result_has_arrived(tree):
+    assert "showSideBySide" not in ast.unparse(_method(tree, "Speckle2SelfWidget", "onLiveToggled"))
+    assert "self.logic.showSideBySide" in _called_names(_method(tree, "Speckle2SelfWidget", "_onLiveFirstResult"))
+    deliver = _method(tree, "LiveSession", "_deliver")
+    first = _first_line(deliver, "self.onFirstResult")
+    for setter in ("slicer.util.updateVolumeFromArray", "self.outputNode.SetIJKToRASMatrix",
+                   "self.outputNode.SetAndObserveTransformNodeID"):
+        assert _first_line(deliver, setter) < first, setter
+
+
+def test_live_observes_a_streaming_volumes_image_data_so_that_it_keeps_decoding(tree):
+    observe = ast.unparse(_method(tree, "LiveSession", "_observeImageData"))
+    assert "vtkMRMLStreamingVolumeNode" in observe and "GetImageData()" in observe
+    assert "self.addObserver(imageData, vtk.vtkCommand.ModifiedEvent" in observe
+    for caller in ("__init__", "onInputModified"):
+        assert "self._observeImageData" in _called_names(_method(tree, "LiveSession", caller))
+
+
+def test_ended_sessions_disconnect_their_timers_and_drop_model_and_panel(tree):
+    stop = ast.unparse(_method(tree, "LiveSession", "stop"))
+    assert "self._timer.disconnect('timeout()', self._deliver)" in stop
+    assert "self.live = None" in stop and "self.onUpdate = self.onFirstResult = None" in stop
+    disconnect = ast.unparse(_method(tree, "FinetuneProcess", "_disconnect"))
+    assert "self._timer.disconnect('timeout()', self._deliver)" in disconnect and "self.onEvent = None" in disconnect
+
+
+def test_fine_tuning_removes_its_export_folder_and_chart(tree):
+    assert "shutil.rmtree(self.spec.parent" in ast.unparse(_method(tree, "FinetuneProcess", "_finish"))
+    release = ast.unparse(_method(tree, "FinetuneProcess", "release"))
+    assert "slicer.mrmlScene.RemoveNode(item)" in release and "self._plotNodes" in release
+    assert "self._finetuneDone.release" in _called_names(_method(tree, "Speckle2SelfWidget", "onFinetuneStart"))
+
+
+def test_reload_releases_fine_tuning_and_live_sessions(tree):
+    cleanup = _method(tree, "Speckle2SelfWidget", "cleanup")
+    assert {"run.release", "self._stopLive", "self.removeObservers"} <= _called_names(cleanup)
+    assert "(self._finetune, self._finetuneDone)" in ast.unparse(cleanup)
+
+
+def test_in_slicer_tests_cover_live_on_a_bad_input_and_dicom_files(tree):
+    source = ast.unparse(_test_class(tree))
+    for name in ("test_live_start_on_a_bad_input_leaves_nothing_behind", "test_live_shows_the_first_result_and_stops_cleanly",
+                 "test_a_dicom_file_goes_through_denoise_files"):
+        assert f"def {name}" in source and f"self.{name}()" in source

@@ -15,7 +15,7 @@ from speckle2self.inference import denoise
 from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, RunEstimate, StageProgress, blend, chunks,
                                          denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
                                          display_window, duration_text, estimate_run, frame_plane_orientation,
-                                         frames_from_volume_array, free_model_path, loss_curve_rows, sample_data_source)
+                                         frames_from_volume_array, free_model_path, live_frames, loss_curve_rows, sample_data_source)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "Resources"
 
@@ -46,6 +46,25 @@ def test_wrong_array_shapes_are_named():
         frames_from_volume_array(np.zeros((4, 5)), is_vector=True)
     with pytest.raises(InputError, match=r"scalar volume should give a \(K, J, I\) array"):
         frames_from_volume_array(np.zeros((4, 5)), is_vector=False)
+
+
+def test_live_mode_takes_the_grey_frames_of_a_scalar_or_colour_input():
+    rgb = np.zeros((1, 4, 5, 3), np.uint8)
+    rgb[..., 0] = 100
+    assert np.array_equal(live_frames(rgb, True), np.full((1, 4, 5), 30, np.uint8))  # 0.299 · 100
+    scalar = np.arange(20, dtype=np.int16).reshape(1, 4, 5)
+    assert live_frames(scalar, False) is scalar
+
+
+@pytest.mark.parametrize("array, is_vector, class_name, message", [
+    (None, False, "vtkMRMLScalarVolumeNode", "no image data yet: start the stream"),
+    (np.zeros((3, 4, 5, 6)), False, "vtkMRMLMultiVolumeNode", "MultiVolume .* is not a live image"),
+    (np.zeros((1, 4, 5, 6)), True, "vtkMRMLVectorVolumeNode", "6 components is not a colour image"),
+    (np.zeros((2, 4, 5, 2, 2)), False, "vtkMRMLScalarVolumeNode", "should give a \\(K, J, I\\) array"),
+])
+def test_live_mode_refuses_an_input_it_cannot_show_before_it_makes_anything(array, is_vector, class_name, message):
+    with pytest.raises(InputError, match=message):
+        live_frames(array, is_vector, class_name)
 
 
 def test_blend_mixes_in_the_inputs_dtype():

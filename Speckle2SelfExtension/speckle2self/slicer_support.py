@@ -50,6 +50,26 @@ def frames_from_volume_array(array: np.ndarray, is_vector: bool) -> tuple[np.nda
     return arr, []
 
 
+MULTIVOLUME_CLASS = "vtkMRMLMultiVolumeNode"
+
+
+def live_frames(array: np.ndarray | None, is_vector: bool, class_name: str = "vtkMRMLScalarVolumeNode") -> np.ndarray:
+    """Grey frames of a live input's current voxels, or an InputError saying why it cannot be used.
+
+    Live mode reads the input before it makes anything, so a bad input leaves nothing behind:
+    `array` is None for a volume without image data (a stream not started yet), a MultiVolume
+    holds one 3-D volume per component, and a vector volume is an image only up to 4 components.
+    """
+    if array is None:
+        raise InputError("the input volume has no image data yet: start the stream (or load an image) first")
+    if class_name == MULTIVOLUME_CLASS:
+        raise InputError("a MultiVolume (4-D series) is not a live image: choose the volume the stream updates")
+    if is_vector and np.ndim(array) == 4 and array.shape[-1] > 4:
+        raise InputError(f"a vector volume of {array.shape[-1]} components is not a colour image (at most 4)")
+    frames, _notes = frames_from_volume_array(array, is_vector)
+    return frames
+
+
 def blend(original: np.ndarray, denoised: np.ndarray, strength: float) -> np.ndarray:
     """(1 - strength) · original + strength · denoised, in the original's dtype (strength in [0, 1])."""
     if not 0.0 <= strength <= 1.0:
