@@ -10,10 +10,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import queue
 import shutil
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +30,36 @@ MODULE_DIR = Path(__file__).resolve().parent
 MODELS_SETTING = "Speckle2Self/ExtraModels"
 USER_MODEL_DIR = Path.home() / ".speckle2self" / "models"  # user-writable; extension updates leave it alone
 NOT_INPUT_CLASSES = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode",
-                     "vtkMRMLDiffusionTensorVolumeNode")  # scalar-volume subclasses that are not images to denoise
+                     "vtkMRMLDiffusionTensorVolumeNode", "vtkMRMLTensorVolumeNode",
+                     "vtkMRMLMultiVolumeNode")  # scalar-volume subclasses that are not images the engine takes
+
+
+ENGINE = "speckle2self"
+
+
+def useBundledEngine() -> None:
+    """Make `import speckle2self` find the engine next to this module, not a pip-installed copy.
+
+    Slicer appends module folders to the end of sys.path, behind site-packages, so a
+    `pip install speckle2self` in Slicer's Python would shadow the engine this module was written
+    for; a copy imported from elsewhere is forgotten so that the next import finds this one."""
+    folder = str(MODULE_DIR)
+    if sys.path[:1] != [folder]:
+        while folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    loaded = sys.modules.get(ENGINE)
+    if loaded is not None and Path(loaded.__file__).resolve().parent != MODULE_DIR / ENGINE:
+        forgetEngineModules()
+
+
+def forgetEngineModules() -> None:
+    """Drop the engine and its submodules from sys.modules: the next import reads them afresh."""
+    for name in [n for n in sys.modules if n == ENGINE or n.startswith(ENGINE + ".")]:
+        del sys.modules[name]
+
+
+useBundledEngine()
 
 
 def resourceFile(relative: str) -> Path:
@@ -63,6 +90,8 @@ class Speckle2Self(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Method: Li, Navab, Jiang, <i>Speckle2Self: Self-supervised ultrasound speckle reduction "
             "without clean data</i>, Medical Image Analysis, 2025.")
+        # ScriptedLoadableModule looks for the icon next to this file only; the source tree keeps it one level up.
+        self.parent.icon = qt.QIcon(str(resourceFile("Icons/Speckle2Self.png")))
         slicer.app.connect("startupCompleted()", registerSampleData)
 
 
@@ -144,6 +173,12 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.finetuneStopButton.connect("clicked(bool)", self.onFinetuneStop)
         self.ui.liveButton.connect("toggled(bool)", self.onLiveToggled)
         self.initializeParameterNode()
+
+    def onReload(self) -> None:
+        """Reload the engine's modules with this one (as MONAIAuto3DSeg reloads its Lib), so a
+        developer sees engine changes without restarting Slicer."""
+        forgetEngineModules()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def cleanup(self) -> None:
         """Module Reload or application exit: no timer, observer or callback of this widget may outlive it."""
@@ -573,7 +608,6 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         outputSequence.SetIndexUnit(inputSequence.GetIndexUnit())
         outputSequence.SetIndexType(inputSequence.GetIndexType())
         outputSequence.SetNumericIndexValueTolerance(inputSequence.GetNumericIndexValueTolerance())
-        outputSequence.SetAttribute("DataNodeClassName", "vtkMRMLScalarVolumeNode")
         frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Speckle2Self frame")
 
         def readFrame(i: int):
@@ -589,8 +623,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         try:
             denoise_frame_stream(readFrame, writeFrame, count, isVector, scratch_dir=slicer.app.temporaryPath,
                                  **options)
-            browser.AddSynchronizedSequenceNode(outputSequence)
-            browser.SetOverwriteProxyName(outputSequence, True)
+            browser.AddSynchronizedSequenceNode(outputSequence)  # its proxy is named after the sequence
             slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
         except Exception:
             slicer.mrmlScene.RemoveNode(outputSequence)
@@ -1041,7 +1074,6 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertEqual([outSequence.GetNthIndexValue(i) for i in range(3)],
                          [sequence.GetNthIndexValue(i) for i in range(3)])
         self.assertEqual((outSequence.GetIndexName(), outSequence.GetIndexUnit()), ("time", "s"))
-        self.assertEqual(outSequence.GetAttribute("DataNodeClassName"), "vtkMRMLScalarVolumeNode")
         self.assertEqual(outSequence.GetDataNodeClassName(), "vtkMRMLScalarVolumeNode")
         self.assertEqual(browser.GetSelectedItemNumber(), 1)
         self.assertIsNone(slicer.mrmlScene.GetFirstNodeByName("Speckle2Self frame"))  # temporary node removed

@@ -157,12 +157,18 @@ def test_output_sequences_are_not_made_with_copy_sequence_index(tree):
     assert _calls(tree, "CopySequenceIndex") == []
 
 
-def test_output_sequence_gets_index_name_unit_type_and_data_node_class(tree):
+def test_output_sequence_gets_index_name_unit_and_type(tree):
     function = _function(tree, "_denoiseSequence")
     for setter in ("SetIndexName", "SetIndexUnit", "SetIndexType"):
         assert _calls(function, setter), setter
-    class_name = [c for c in _calls(function, "SetAttribute") if ast.literal_eval(c.args[0]) == "DataNodeClassName"]
-    assert class_name and ast.literal_eval(class_name[0].args[1]) == "vtkMRMLScalarVolumeNode"
+
+
+def test_output_sequence_keeps_slicers_defaults_for_class_name_and_proxy_name(tree):
+    # GetDataNodeClassName() reads the first item's class; overwriting the proxy name would rename
+    # the output proxy on every frame ('… [time=…s]') and fire events while a cine plays.
+    function = _function(tree, "_denoiseSequence")
+    assert not [c for c in _calls(function, "SetAttribute") if ast.literal_eval(c.args[0]) == "DataNodeClassName"]
+    assert _calls(tree, "SetOverwriteProxyName") == []
 
 
 def test_both_views_get_their_orientation_set_before_they_are_rotated_and_fitted(tree):
@@ -193,10 +199,11 @@ def test_pytorch_is_installed_from_the_panel_only_with_its_buttons_locked(tree):
     assert locks and locks[0].lineno < installs[0].lineno
 
 
-def test_input_selectors_hide_labelmaps_dwi_and_dti_volumes(tree):
+def test_input_selectors_hide_labelmaps_dwi_tensor_and_multivolumes(tree):
     constant = next(n for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "NOT_INPUT_CLASSES")
     assert set(ast.literal_eval(constant.value)) == {"vtkMRMLLabelMapVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode",
-                                                     "vtkMRMLDiffusionTensorVolumeNode"}
+                                                     "vtkMRMLDiffusionTensorVolumeNode", "vtkMRMLTensorVolumeNode",
+                                                     "vtkMRMLMultiVolumeNode"}
     loop = next(n for n in ast.walk(_function(tree, "setup")) if isinstance(n, ast.For)
                 and "hideChildNodeTypes" in ast.unparse(n))
     assert {ast.unparse(e) for e in loop.iter.elts} == {"self.ui.inputSelector", "self.ui.finetuneVolumesSelector"}
@@ -215,7 +222,7 @@ def _test_class(tree) -> ast.ClassDef:
 def test_in_slicer_tests_cover_views_sequence_class_name_and_cancel(tree):
     source = ast.unparse(_test_class(tree))
     assert "def test_views_show_input_and_result_face_on_in_one_orientation" in source
-    assert "GetAttribute('DataNodeClassName')" in source
+    assert "outSequence.GetDataNodeClassName()" in source
     assert "def test_cancel_leaves_no_node" in source and "def test_cancelling_a_cine_leaves_no_sequence" in source
 
 
@@ -339,3 +346,41 @@ def test_in_slicer_tests_cover_live_on_a_bad_input_and_dicom_files(tree):
     for name in ("test_live_start_on_a_bad_input_leaves_nothing_behind", "test_live_shows_the_first_result_and_stops_cleanly",
                  "test_a_dicom_file_goes_through_denoise_files"):
         assert f"def {name}" in source and f"self.{name}()" in source
+
+
+# Packaging and developer details (issue 19)
+
+def test_index_entry_is_formatted_as_the_index_lints_it():
+    """The index's prettier check puts one array element per line (json.dumps(indent=2) does the same)."""
+    text = (ROOT / "Speckle2Self.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    assert '"build_dependencies": [\n    "PyTorch"\n  ]' in text
+
+
+def test_cmake_minimum_is_the_slicer_5_10_templates():
+    assert (ROOT / "CMakeLists.txt").read_text().startswith("cmake_minimum_required(VERSION 3.20.6...3.22.6 FATAL_ERROR)")
+
+
+def test_the_module_imports_only_what_it_uses(tree):
+    imported = {a.asname or a.name.split(".")[0] for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names if a.name != "annotations"}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert imported - used == set()
+
+
+def test_the_bundled_engine_comes_first_on_sys_path_and_a_foreign_copy_is_forgotten(tree):
+    prefer = ast.unparse(_function(tree, "useBundledEngine"))
+    assert "sys.path.insert(0, folder)" in prefer and "forgetEngineModules()" in prefer
+    calls = [n for n in tree.body if isinstance(n, ast.Expr) and ast.unparse(n) == "useBundledEngine()"]
+    first_class = min(n.lineno for n in tree.body if isinstance(n, ast.ClassDef))
+    assert calls and calls[0].lineno < first_class  # before anything can import the engine
+
+
+def test_reload_also_reloads_the_engine(tree):
+    reload = _method(tree, "Speckle2SelfWidget", "onReload")
+    assert _called_names(reload) == {"forgetEngineModules", "ScriptedLoadableModuleWidget.onReload"}
+
+
+def test_the_icon_is_found_in_the_source_tree_too(tree):
+    assert "self.parent.icon = qt.QIcon(str(resourceFile('Icons/Speckle2Self.png')))" in ast.unparse(
+        _function(tree, "__init__", "Speckle2Self"))
