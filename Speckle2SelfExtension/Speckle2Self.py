@@ -7,7 +7,6 @@ loads even before PyTorch is installed.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -285,7 +284,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         options = dict(model=params.modelPath or None, device=params.device, domain=params.domain,
                        batchSize=params.batchSize or None)
         with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not denoise the volume."), waitCursor=False):
-            self._ensureTorch()
+            self._ensureDependencies()
             if not self._confirmLongRun(inputNode, options):
                 return
             self._setRunning(True)
@@ -300,19 +299,18 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Done: {name}").format(name=output.GetName())
             self.logic.showSideBySide(inputNode, output)
 
-    def _ensureTorch(self) -> None:
-        """Install PyTorch if it is missing, with Denoise and Start disabled so that no second install can start."""
-        if self.logic.torchAvailable():
-            return
+    def _ensureDependencies(self) -> None:
+        """Install what is missing or outdated (one dialog lists it all), with Denoise and Start
+        disabled so that no second install can start."""
         self._installing = True
         self.ui.finetuneStartButton.enabled = False
-        self.ui.statusLabel.text = _("Installing PyTorch… (details in the Python console)")
+        self.ui.statusLabel.text = _("Checking Python packages… (details in the Python console)")
         self.ui.progressBar.setRange(0, 0)  # busy indicator: the installer reports no fraction done
         self.ui.progressBar.show()
         self._updateButtons()
         try:
-            self.logic.ensureTorch(interactive=True)
-            self.ui.statusLabel.text = _("PyTorch installed.")
+            self.logic.ensureDependencies(interactive=True)
+            self.ui.statusLabel.text = ""
             self.ui.deviceLabel.text = self.logic.deviceDescription()
         finally:
             self._installing = False
@@ -355,7 +353,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start live mode."), waitCursor=True):
                 if params is None or params.inputVolume is None:
                     raise ValueError(_("Select the input volume (the one the stream updates) first."))
-                self._ensureTorch()
+                self._ensureDependencies()
                 inputNode = params.inputVolume
                 self._live = self.logic.startLive(inputNode, model=params.modelPath or None, device=params.device,
                                                   domain=params.domain, onUpdate=self._onLiveUpdate,
@@ -392,7 +390,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._installing or self._finetune is not None:
             return
         with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start fine-tuning."), waitCursor=False):
-            self._ensureTorch()
+            self._ensureDependencies()
             if self._finetuneDone is not None:  # its chart makes way for the new run's
                 self._finetuneDone.release()
                 self._finetuneDone = None
@@ -455,30 +453,78 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     # Dependencies
 
     @staticmethod
-    def torchAvailable() -> bool:
-        return importlib.util.find_spec("torch") is not None
+    def torchProblem():
+        """None if PyTorch >= 2.1 is installed and loads, else what is wrong (speckle2self.slicer_support.Problem).
 
-    def ensureTorch(self, interactive: bool = False) -> None:
-        """Make sure PyTorch can be imported, installing it through the PyTorch extension with consent."""
-        if self.torchAvailable():
+        Checked from the package metadata first, so a missing PyTorch is not imported; one that
+        fails to import (a DLL error on Windows) is caught and described, not raised."""
+        from speckle2self.slicer_support import torch_problem
+        return torch_problem()
+
+    @staticmethod
+    def torchAvailable() -> bool:
+        return Speckle2SelfLogic.torchProblem() is None
+
+    def ensureDependencies(self, interactive: bool = False) -> None:
+        """Make sure PyTorch and the Python packages the engine needs are there.
+
+        Every missing or outdated package is listed in one confirmation (the anchors' pattern); on
+        OK, PyTorch comes from the PyTorch extension and the rest from pip (slicer.packaging where
+        this Slicer has it). Without `interactive` nothing is installed and the optional DICOM
+        decoders are not checked. A PyTorch that is installed but cannot load is not reinstalled
+        here: the error says what to do.
+        """
+        from speckle2self.slicer_support import dependency_question, package_problems
+        torch = self.torchProblem()
+        if torch is not None and torch.detail:
+            raise RuntimeError(torch.line)
+        problems = ([torch] if torch else []) + package_problems(include_optional=interactive
+                                                                  and not self._optionalDeclined)
+        if not problems:
             return
+        lines = "\n".join(p.line for p in problems)
+        if not interactive:
+            raise RuntimeError(_("Speckle2Self is missing Python packages:\n{lines}\nClick Denoise in the module "
+                                 "panel, or run Speckle2SelfLogic().ensureDependencies(interactive=True), to install "
+                                 "them.").format(lines=lines))
+        if not slicer.util.confirmOkCancelDisplay(dependency_question(problems), windowTitle=_("Speckle2Self")):
+            required = [p for p in problems if not p.optional]
+            if required:
+                raise RuntimeError(_("Speckle2Self cannot run without: {names}; the installation was declined.").format(
+                    names=", ".join(p.name for p in required)))
+            self._optionalDeclined = True  # the DICOM decoders: not asked again in this session
+            return
+        with slicer.util.WaitCursor():
+            if torch is not None:
+                self._installTorch()
+            packages = [p.pip for p in problems if p.name != "PyTorch"]
+            if packages:
+                self._pipInstall(packages)
+
+    _optionalDeclined = False
+
+    @staticmethod
+    def _installTorch() -> None:
+        """PyTorch through the PyTorch extension, which picks the build for this computer's GPU."""
+        from speckle2self.slicer_support import TORCH_MINIMUM
         try:
             import PyTorchUtils
         except ImportError as exc:
             raise RuntimeError(_("Speckle2Self needs PyTorch. Install the 'PyTorch' extension from the "
                                  "Extensions Manager, restart Slicer, and try again.")) from exc
-        if not interactive:
-            raise RuntimeError(_("PyTorch is not installed. Run Speckle2SelfLogic().ensureTorch(interactive=True) "
-                                 "or click Denoise in the module panel to install it."))
-        if not slicer.util.confirmOkCancelDisplay(
-                _("Speckle2Self needs PyTorch, which is not installed yet. Install it now? This downloads "
-                  "several hundred megabytes and can take a few minutes.")):
-            raise RuntimeError(_("PyTorch is required; the installation was declined."))
-        with slicer.util.WaitCursor():
-            installed = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
-                                                                      torchVersionRequirement=">=2.1")
+        installed = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
+                                                                  torchVersionRequirement=f">={TORCH_MINIMUM}")
         if installed is None:
             raise RuntimeError(_("PyTorch was not installed; see the Python console for details."))
+
+    @staticmethod
+    def _pipInstall(requirements: list[str]) -> None:
+        """pip through slicer.packaging (Slicer 5.12 and later: progress dialog), else slicer.util.pip_install."""
+        packaging = getattr(slicer, "packaging", None)
+        if packaging is not None and hasattr(packaging, "pip_install"):
+            packaging.pip_install(requirements, requester="Speckle2Self")
+        else:
+            slicer.util.pip_install(requirements)
 
     @staticmethod
     def cancelledError() -> type:
@@ -486,8 +532,10 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         return Cancelled
 
     def deviceDescription(self) -> str:
-        if not self.torchAvailable():
-            return _("PyTorch not installed yet")
+        """The device the engine would use, or why PyTorch cannot be used (never raises: enter() shows it)."""
+        problem = self.torchProblem()
+        if problem is not None:
+            return problem.line
         from speckle2self.devices import device_description, resolve_device
         return device_description(resolve_device("auto"))
 
@@ -505,7 +553,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
 
     def modelSummary(self, path: str | None) -> str:
         if not self.torchAvailable():
-            return _("The model card is shown once PyTorch is installed.")
+            return _("The model card is shown once PyTorch is installed and loads.")
         from speckle2self.errors import Speckle2SelfError
         from speckle2self.inference import get_model
         from speckle2self.slicer_support import card_summary
@@ -531,7 +579,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         """
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         options = dict(model=model, device=device, domain=domain, batch_size=batchSize, strength=strength,
                        progress=progress, should_stop=shouldStop)
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(inputNode)
@@ -549,7 +597,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         from speckle2self.slicer_support import ESTIMATE_ABOVE_FRAMES, estimate_run
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         isVector = inputNode.IsA("vtkMRMLVectorVolumeNode")
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(inputNode)
         if browser is not None:
@@ -643,7 +691,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     def denoiseFiles(self, paths, outputFolder, model=None, device: str = "auto", domain: str = "auto",
                      batchSize: int | None = None, progress=None) -> list[dict]:
         """Denoise files and folders into `outputFolder` without loading them; one report per file."""
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         from speckle2self.pipeline import denoise_files
         reports = denoise_files([str(p) for p in paths], str(outputFolder), model=model, device=device,
                                 domain=domain, batch_size=batchSize, progress=progress)
@@ -691,7 +739,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         """
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         return LiveSession(inputNode, model=model, device=device, domain=domain, onUpdate=onUpdate,
                            onFirstResult=onFirstResult)
 

@@ -189,14 +189,31 @@ def test_the_loss_chart_is_put_in_the_layout_only_when_it_is_first_made(tree):
     assert ast.unparse(keywords["show"]) == f"not {ast.unparse(keywords['nodes'])}"
 
 
-def test_pytorch_is_installed_from_the_panel_only_with_its_buttons_locked(tree):
-    installs = [c for c in _calls(tree, "ensureTorch") if any(k.arg == "interactive" and k.value.value is True
-                                                              for k in c.keywords)]
-    guard = _function(tree, "_ensureTorch")
+def test_packages_are_installed_from_the_panel_only_with_its_buttons_locked(tree):
+    installs = [c for c in _calls(tree, "ensureDependencies") if any(k.arg == "interactive" and k.value.value is True
+                                                                     for k in c.keywords)]
+    guard = _function(tree, "_ensureDependencies")
     assert installs and all(any(c is i for c in ast.walk(guard)) for i in installs)
     locks = [n for n in ast.walk(guard) if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "self._installing"
              and n.value.value is True]
     assert locks and locks[0].lineno < installs[0].lineno
+
+
+def test_one_dialog_lists_every_missing_or_outdated_package_and_pytorch_is_version_checked(tree):
+    ensure = ast.unparse(_method(tree, "Speckle2SelfLogic", "ensureDependencies"))
+    assert "dependency_question(problems)" in ensure and "package_problems(" in ensure
+    assert "self.torchProblem()" in ensure and "torch.detail" in ensure  # broken: say what to do, no reinstall
+    assert "torchVersionRequirement=f'>={TORCH_MINIMUM}'" in ast.unparse(_method(tree, "Speckle2SelfLogic", "_installTorch"))
+    pip = ast.unparse(_method(tree, "Speckle2SelfLogic", "_pipInstall"))
+    assert "packaging.pip_install(" in pip and "slicer.util.pip_install(" in pip
+
+
+def test_a_pytorch_that_cannot_load_does_not_break_the_panel(tree):
+    """enter() shows deviceDescription(), which reports the problem instead of importing torch blindly."""
+    assert "self.logic.deviceDescription" in _called_names(_method(tree, "Speckle2SelfWidget", "enter"))
+    describe = _method(tree, "Speckle2SelfLogic", "deviceDescription")
+    assert _first_line(describe, "self.torchProblem") < min(n.lineno for n in ast.walk(describe)
+                                                            if isinstance(n, ast.ImportFrom))
 
 
 def test_input_selectors_hide_labelmaps_dwi_tensor_and_multivolumes(tree):

@@ -15,7 +15,8 @@ from speckle2self.inference import denoise
 from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, RunEstimate, StageProgress, blend, chunks,
                                          denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
                                          display_window, duration_text, estimate_run, frame_plane_orientation,
-                                         frames_from_volume_array, free_model_path, live_frames, loss_curve_rows, sample_data_source)
+                                         frames_from_volume_array, free_model_path, live_frames,
+                                         Problem, dependency_question, package_problems, torch_problem, version_tuple, loss_curve_rows, sample_data_source)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "Resources"
 
@@ -395,3 +396,48 @@ def test_the_slicer_helpers_load_without_torch():
     code = ("import sys, speckle2self.slicer_support, speckle2self.worker_process; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# Dependencies
+
+def test_installed_packages_that_are_new_enough_are_no_problem():
+    assert package_problems() == []  # this environment installs the project's dependencies
+
+
+def test_missing_and_outdated_packages_are_listed_with_what_they_are_for():
+    versions = {"numpy": "2.4.6", "SimpleITK": "2.5.0", "tqdm": "4.67.1", "pydicom": "2.3.1", "pylibjpeg": "2.1.0",
+                "pylibjpeg-openjpeg": "2.6.0", "pylibjpeg-rle": "2.2.0"}
+    problems = package_problems(installed_version=versions.get)
+    assert [(p.name, p.installed) for p in problems] == [("pydicom", "2.3.1"), ("pylibjpeg-libjpeg", None)]
+    assert problems[0].line == "pydicom ≥ 2.4: 2.3.1 installed (for DICOM files)"
+    assert problems[1].pip == "pylibjpeg-libjpeg>=2.1"
+    assert [p.name for p in package_problems(installed_version=versions.get, include_optional=False)] == ["pydicom"]
+
+
+def test_versions_compare_by_number_not_text():
+    assert version_tuple("2.13.0+cu128") > version_tuple("2.1") > version_tuple("2.0.1")
+
+
+def test_a_working_pytorch_of_at_least_2_1_is_no_problem():
+    assert torch_problem() is None
+
+
+def test_a_pytorch_older_than_2_1_is_outdated():
+    problem = torch_problem(installed_version={"torch": "2.0.1"}.get)
+    assert problem.line == "PyTorch ≥ 2.1: 2.0.1 installed (for the network)"
+
+
+def test_a_pytorch_that_fails_to_load_says_what_to_do():
+    def dll_error():
+        raise OSError('[WinError 126] The specified module could not be found. Error loading "fbgemm.dll"')
+    problem = torch_problem(installed_version={"torch": "2.5.1"}.get, import_torch=dll_error)
+    assert "2.5.1 installed but it cannot be loaded (OSError: [WinError 126]" in problem.line
+    assert "reinstall it with the PyTorch Utils module" in problem.line and "restart Slicer" in problem.line
+
+
+def test_one_question_lists_every_problem():
+    problems = [Problem("PyTorch", "2.1", None, "the network", "torch"),
+                Problem("pydicom", "2.4", "2.3.1", "DICOM files", "pydicom>=2.4")]
+    assert dependency_question(problems) == (
+        "Speckle2Self needs these Python packages:\n• PyTorch ≥ 2.1: not installed (for the network)\n"
+        "• pydicom ≥ 2.4: 2.3.1 installed (for DICOM files)\n\nInstall or upgrade them now?")

@@ -422,3 +422,116 @@ def sample_data_source(resources: str | Path, thumbnail: str | Path | None = Non
             "fileNames": "Speckle2SelfPhantomCine.nrrd", "nodeNames": "Speckle2SelfPhantomCine",
             "checksums": f"SHA256:{digest}", "loadFileType": "VolumeFile",
             "thumbnailFileName": None if thumbnail is None else str(thumbnail)}
+
+
+# Dependencies (one check, one dialog: what is missing, outdated or broken, and what it is for)
+
+TORCH_MINIMUM = "2.1"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A Python package the module needs in Slicer's Python; optional ones only for some inputs."""
+
+    name: str
+    minimum: str
+    purpose: str
+    optional: bool = False
+
+    @property
+    def pip(self) -> str:
+        return f"{self.name}>={self.minimum}"
+
+
+SLICER_REQUIREMENTS = (
+    Requirement("numpy", "1.24", "arrays"),
+    Requirement("SimpleITK", "2.2", "image files"),
+    Requirement("tqdm", "4.60", "fine-tuning progress"),
+    Requirement("pydicom", "2.4", "DICOM files"),
+    Requirement("pylibjpeg", "2.0", "compressed DICOM files", optional=True),
+    Requirement("pylibjpeg-libjpeg", "2.1", "JPEG, JPEG-LS and lossless JPEG DICOM files", optional=True),
+    Requirement("pylibjpeg-openjpeg", "2.3", "JPEG 2000 DICOM files", optional=True),
+    Requirement("pylibjpeg-rle", "2.0", "RLE DICOM files, decoded faster", optional=True),
+)
+"""What the module needs besides PyTorch (which comes from the PyTorch extension). Slicer ships
+numpy, SimpleITK and pydicom; the pylibjpeg decoders it does not ship."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A requirement that is not met: `installed` is None when it is missing."""
+
+    name: str
+    minimum: str
+    installed: str | None
+    purpose: str
+    pip: str
+    detail: str = ""
+    optional: bool = False
+
+    @property
+    def line(self) -> str:
+        state = "not installed" if self.installed is None else f"{self.installed} installed"
+        if self.detail:
+            state = self.detail
+        return f"{self.name} ≥ {self.minimum}: {state} (for {self.purpose})"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of a version string such as '2.13.0+cu128' or '2.4.4'."""
+    import re
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def package_problems(requirements=SLICER_REQUIREMENTS, *, include_optional: bool = True,
+                     installed_version: Callable[[str], str | None] = _installed_version) -> list[Problem]:
+    """The requirements that are missing or older than their minimum."""
+    problems = []
+    for req in requirements:
+        if req.optional and not include_optional:
+            continue
+        found = installed_version(req.name)
+        if found is None or version_tuple(found) < version_tuple(req.minimum):
+            problems.append(Problem(req.name, req.minimum, found, req.purpose, req.pip, optional=req.optional))
+    return problems
+
+
+def _import_torch():
+    import torch
+    return torch
+
+
+def torch_problem(installed_version: Callable[[str], str | None] = _installed_version,
+                  import_torch: Callable[[], object] = _import_torch) -> Problem | None:
+    """None if PyTorch ≥ 2.1 imports; else what is wrong with it. A PyTorch that is installed
+    but fails to import (on Windows a DLL that cannot be loaded) is reported with what to do,
+    instead of breaking the panel."""
+    purpose = "the network"
+    found = installed_version("torch")
+    if found is None:
+        return Problem("PyTorch", TORCH_MINIMUM, None, purpose, "torch")
+    if version_tuple(found) < version_tuple(TORCH_MINIMUM):
+        return Problem("PyTorch", TORCH_MINIMUM, found, purpose, "torch")
+    try:
+        import_torch()
+    except Exception as exc:
+        from .failures import reason
+        return Problem("PyTorch", TORCH_MINIMUM, found, purpose, "torch",
+                       detail=f"{found} installed but it cannot be loaded ({type(exc).__name__}: {reason(exc)}); "
+                              "reinstall it with the PyTorch Utils module (on Windows also install the latest "
+                              "Microsoft Visual C++ Redistributable), then restart Slicer")
+    return None
+
+
+def dependency_question(problems: list[Problem]) -> str:
+    """One message listing every unmet requirement, for one confirmation dialog."""
+    lines = "\n".join(f"• {p.line}" for p in problems)
+    return f"Speckle2Self needs these Python packages:\n{lines}\n\nInstall or upgrade them now?"
