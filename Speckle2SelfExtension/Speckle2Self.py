@@ -229,7 +229,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
         self.ui.applyButton.enabled = (hasInput or self._running) and not self._installing
         self.ui.applyButton.text = _("Cancel") if self._running else _("Denoise")
-        self.ui.applyButton.toolTip = _("Stop after the current batch") if self._running else (
+        self.ui.applyButton.toolTip = _("Stop after the current batch or frame") if self._running else (
             _("Denoise the input volume or every frame of its sequence") if hasInput else _("Select an input volume"))
 
     # Model choices
@@ -572,9 +572,10 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         :param inputNode: scalar or RGB volume node; never modified.
         :param outputNode: scalar volume node to overwrite (single volumes only); None creates one.
         :param model: path of a Speckle2Self .pt file, or None for the bundled model.
-        :param progress: called with a speckle2self.slicer_support.ProgressInfo after every batch.
-        :param shouldStop: returning True cancels after the current batch (raises Cancelled); the
-            partial output is removed.
+        :param progress: called with a speckle2self.slicer_support.ProgressInfo after every batch; a cine
+            also reports reading its frames and writing the result back (ProgressInfo.stage).
+        :param shouldStop: returning True cancels after the current batch, or while a cine's frames are
+            read or written back (raises Cancelled); the partial output is removed.
         For a cine the result is a new sequence in the input's browser; its proxy node is returned.
         """
         if inputNode is None:
@@ -614,8 +615,28 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                 return voxels[i:i + 1]
         if count <= ESTIMATE_ABOVE_FRAMES:
             return None
-        return estimate_run(readFrame, count, isVector, model=model, device=device, domain=domain,
-                            batch_size=batchSize)
+        if browser is None:
+            return estimate_run(readFrame, count, isVector, model=model, device=device, domain=domain,
+                                batch_size=batchSize)
+        # Writing back is timed as the run writes: into a sequence, here a throwaway one.
+        scratch = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "Speckle2Self timing")
+        frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Speckle2Self frame")
+        try:
+            return estimate_run(readFrame, count, isVector, write_frame=self._frameWriter(sequence, scratch, frameNode),
+                                model=model, device=device, domain=domain, batch_size=batchSize)
+        finally:
+            slicer.mrmlScene.RemoveNode(scratch)
+            slicer.mrmlScene.RemoveNode(frameNode)
+
+    @staticmethod
+    def _frameWriter(inputSequence, outputSequence, frameNode):
+        """writeFrame(i, grey): frame i of the result into `outputSequence` at the input's index value,
+        with the input frame's geometry (through one reused temporary volume node)."""
+        def writeFrame(i: int, frame) -> None:
+            slicer.util.updateVolumeFromArray(frameNode, frame[None])
+            frameNode.CopyOrientation(inputSequence.GetNthDataNode(i))
+            outputSequence.SetDataNodeAtValue(frameNode, inputSequence.GetNthIndexValue(i))
+        return writeFrame
 
     def _denoiseVolume(self, inputNode, outputNode, options):
         from speckle2self.slicer_support import denoise_volume_array, display_window
@@ -661,10 +682,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         def readFrame(i: int):
             return slicer.util.arrayFromVolume(inputSequence.GetNthDataNode(i))
 
-        def writeFrame(i: int, frame) -> None:
-            slicer.util.updateVolumeFromArray(frameNode, frame[None])
-            frameNode.CopyOrientation(inputSequence.GetNthDataNode(i))
-            outputSequence.SetDataNodeAtValue(frameNode, inputSequence.GetNthIndexValue(i))
+        writeFrame = self._frameWriter(inputSequence, outputSequence, frameNode)
 
         wasPlaying, selectedItem = browser.GetPlaybackActive(), browser.GetSelectedItemNumber()
         browser.SetPlaybackActive(False)  # paused while the output sequence is built

@@ -401,3 +401,11 @@ def test_reload_also_reloads_the_engine(tree):
 def test_the_icon_is_found_in_the_source_tree_too(tree):
     assert "self.parent.icon = qt.QIcon(str(resourceFile('Icons/Speckle2Self.png')))" in ast.unparse(
         _function(tree, "__init__", "Speckle2Self"))
+
+
+def test_the_estimate_times_writing_back_as_the_run_writes(tree):
+    estimate = ast.unparse(_method(tree, "Speckle2SelfLogic", "estimateRun"))
+    assert "write_frame=self._frameWriter(sequence, scratch, frameNode)" in estimate
+    assert "slicer.mrmlScene.RemoveNode(scratch)" in estimate  # the throwaway sequence goes
+    assert "self._frameWriter(inputSequence, outputSequence, frameNode)" in ast.unparse(
+        _method(tree, "Speckle2SelfLogic", "_denoiseSequence"))
