@@ -1031,6 +1031,8 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.test_live_shows_the_first_result_and_stops_cleanly()
         self.setUp()
         self.test_a_dicom_file_goes_through_denoise_files()
+        self.setUp()
+        self.test_the_sample_loads_as_a_cine_and_is_denoised_as_one()
 
     def _requireTorch(self) -> None:
         """Skip (as TotalSegmentator and MONAIAuto3DSeg do) on a build machine without PyTorch, saying why."""
@@ -1251,3 +1253,19 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         out = pydicom.dcmread(reports[0]["output"])
         self.assertEqual(list(out.ImageType), ["DERIVED", "SECONDARY"])
         self.assertEqual(out.pixel_array.shape, envelope.shape)
+
+    def test_the_sample_loads_as_a_cine_and_is_denoised_as_one(self) -> None:
+        """Sample Data's entry is a 3-frame cine in a sequence browser; Denoise makes a second
+        sequence of 3 frames in the same browser."""
+        import SampleData
+        self._requireTorch()
+        self.delayDisplay("Sample cine")
+        registerSampleData()
+        loaded = SampleData.downloadSample("Speckle2SelfPhantomCine")
+        sequence = loaded.GetMasterSequenceNode() if loaded.IsA("vtkMRMLSequenceBrowserNode") else loaded
+        self.assertTrue(sequence.IsA("vtkMRMLSequenceNode"))
+        self.assertEqual(sequence.GetNumberOfDataNodes(), 3)
+        browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForSequenceNode(sequence)
+        self.assertIsNotNone(browser)
+        outProxy = Speckle2SelfLogic().denoise(browser.GetProxyNode(sequence), device="cpu")
+        self.assertEqual(browser.GetSequenceNode(outProxy).GetNumberOfDataNodes(), 3)

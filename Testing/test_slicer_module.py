@@ -358,10 +358,10 @@ def test_reload_releases_fine_tuning_and_live_sessions(tree):
     assert "(self._finetune, self._finetuneDone)" in ast.unparse(cleanup)
 
 
-def test_in_slicer_tests_cover_live_on_a_bad_input_and_dicom_files(tree):
+def test_in_slicer_tests_cover_live_on_a_bad_input_dicom_files_and_the_sample_cine(tree):
     source = ast.unparse(_test_class(tree))
     for name in ("test_live_start_on_a_bad_input_leaves_nothing_behind", "test_live_shows_the_first_result_and_stops_cleanly",
-                 "test_a_dicom_file_goes_through_denoise_files"):
+                 "test_a_dicom_file_goes_through_denoise_files", "test_the_sample_loads_as_a_cine_and_is_denoised_as_one"):
         assert f"def {name}" in source and f"self.{name}()" in source
 
 

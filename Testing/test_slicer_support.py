@@ -15,7 +15,7 @@ from speckle2self.inference import denoise
 from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, RunEstimate, StageProgress, blend, chunks,
                                          denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
                                          display_window, duration_text, estimate_run, frame_plane_orientation,
-                                         frames_from_volume_array, free_model_path, live_frames,
+                                         frames_from_volume_array, free_model_path, live_frames, write_sequence_nrrd,
                                          Problem, dependency_question, package_problems, torch_problem, version_tuple, loss_curve_rows, sample_data_source)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "Resources"
@@ -379,16 +379,45 @@ def test_a_model_name_cannot_leave_the_model_folder_or_be_empty(tmp_path):
     assert free_model_path(tmp_path, "  ") == tmp_path / "speckle2self_finetuned.pt"
 
 
-def test_the_sample_is_offered_under_ultrasound_from_the_bundled_file():
+def test_the_sample_is_offered_under_ultrasound_as_a_cine_that_loads_as_a_sequence():
     source = sample_data_source(RESOURCES, thumbnail=RESOURCES / "Icons" / "Speckle2Self.png")
-    path = RESOURCES / "Samples" / "phantom_cine.nrrd"
+    path = RESOURCES / "Samples" / "phantom_cine.seq.nrrd"
     assert source["category"] == "Ultrasound" and source["uris"] == path.resolve().as_uri()
     assert source["checksums"] == "SHA256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    assert source["loadFileType"] == "VolumeFile" and Path(source["thumbnailFileName"]).is_file()
+    assert source["loadFileType"] == "SequenceFile" and source["fileNames"].endswith(".seq.nrrd")
+    assert Path(source["thumbnailFileName"]).is_file()
+
+
+def _sequence_file(path):
+    """(frames, rows, cols) pixels and header of a .seq.nrrd, read by ITK's NRRD reader (teem, as Slicer's)."""
+    import SimpleITK as sitk
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    image = reader.Execute()
+    pixels = np.moveaxis(sitk.GetArrayFromImage(image)[0], -1, 0)  # the list axis comes back as components
+    return pixels, {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}, image.GetSpacing()
+
+
+def test_the_bundled_sequence_is_the_bundled_phantom_cine_frame_by_frame():
+    import SimpleITK as sitk
+    pixels, header, spacing = _sequence_file(RESOURCES / "Samples" / "phantom_cine.seq.nrrd")
+    cine = sitk.GetArrayFromImage(sitk.ReadImage(str(RESOURCES / "Samples" / "phantom_cine.nrrd")))
+    assert np.array_equal(pixels, cine) and pixels.shape == (3, 256, 256)
+    assert header["NRRD_kinds[pixel]"] == "list" and header["axis 3 index values"] == "0 1 2"
+    assert header["DataNodeClassName"] == "vtkMRMLScalarVolumeNode" and spacing[:2] == (0.2, 0.2)
+    assert (RESOURCES / "Samples" / "phantom_cine.seq.nrrd").stat().st_size < 400_000
+
+
+def test_a_sequence_file_keeps_frames_order_values_and_index(tmp_path):
+    frames = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6)
+    path = write_sequence_nrrd(tmp_path / "c.seq.nrrd", frames, (0.3, 0.4), ["0", "0.05", "0.1", "0.15"], "time")
+    pixels, header, spacing = _sequence_file(path)
+    assert np.array_equal(pixels, frames) and spacing[:2] == pytest.approx((0.3, 0.4))
+    assert header["axis 3 index values"] == "0 0.05 0.1 0.15" and header["NRRD_labels[pixel]"] == "time"
 
 
 def test_a_missing_sample_is_named(tmp_path):
-    with pytest.raises(InputError, match="phantom_cine.nrrd is missing"):
+    with pytest.raises(InputError, match="phantom_cine.seq.nrrd is missing"):
         sample_data_source(tmp_path)
 
 

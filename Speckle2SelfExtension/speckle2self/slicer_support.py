@@ -404,13 +404,43 @@ def free_model_path(folder: str | Path, name: str, default: str = "speckle2self_
 # Sample Data
 
 SAMPLE_CATEGORY = "Ultrasound"
-SAMPLE_FILE = "Samples/phantom_cine.nrrd"
+SAMPLE_FILE = "Samples/phantom_cine.seq.nrrd"
+"""A short cine that loads as a sequence (a browser, a proxy volume, the cine path of the module)."""
+
+_NRRD_TYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "unsigned short", np.dtype(np.int16): "short",
+               np.dtype(np.float32): "float"}
+
+
+def write_sequence_nrrd(path: str | Path, frames: np.ndarray, spacing: tuple[float, float],
+                        index_values: list[str] | None = None, index_name: str = "frame") -> Path:
+    """Write (frames, rows, cols) as a Slicer volume sequence file (.seq.nrrd): one single-slice
+    volume per frame, frames on the 4th (list) axis, as Slicer's Sequences module writes them,
+    so that Slicer loads it as a sequence with a browser. Spacing is (column, row) in mm."""
+    import gzip
+    frames = np.ascontiguousarray(frames)
+    if frames.ndim != 3 or frames.dtype not in _NRRD_TYPES:
+        raise InputError(f"a sequence needs (frames, rows, cols) of {sorted(map(str, _NRRD_TYPES))}, "
+                         f"got {frames.shape} {frames.dtype}")
+    count, rows, cols = frames.shape
+    values = index_values or [str(i) for i in range(count)]
+    header = "\n".join([
+        "NRRD0004", f"type: {_NRRD_TYPES[frames.dtype]}", "dimension: 4", "space: left-posterior-superior",
+        f"sizes: {cols} {rows} 1 {count}",
+        f"space directions: ({spacing[0]!r},0,0) (0,{spacing[1]!r},0) (0,0,1) none",
+        "kinds: domain domain domain list", f'labels: "" "" "" "{index_name}"', "endian: little",
+        "encoding: gzip", "space origin: (0,0,0)", "axis 3 index type:=numeric",
+        f"axis 3 index values:={' '.join(values)}", "DataNodeClassName:=vtkMRMLScalarVolumeNode", "", ""])
+    data = frames.astype(frames.dtype.newbyteorder("<")).tobytes()
+    path = Path(path)
+    path.write_bytes(header.encode("ascii") + gzip.compress(data, mtime=0))
+    return path
 
 
 def sample_data_source(resources: str | Path, thumbnail: str | Path | None = None) -> dict:
     """Keyword arguments for SampleData.SampleDataLogic.registerCustomSampleDataSource.
 
-    The bundled phantom cine is offered under 'Ultrasound'; Sample Data copies it into its cache
+    The bundled phantom cine is offered under 'Ultrasound' and loads as a sequence (SequenceFile:
+    a browser with the cine's proxy volume); Sample Data copies it into its cache
     from a file:// address and checks it against its SHA-256, so a newer bundled file replaces an
     older cached copy.
     """
@@ -419,8 +449,8 @@ def sample_data_source(resources: str | Path, thumbnail: str | Path | None = Non
         raise InputError(f"the bundled sample {path} is missing")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"category": SAMPLE_CATEGORY, "sampleName": "Speckle2SelfPhantomCine", "uris": path.resolve().as_uri(),
-            "fileNames": "Speckle2SelfPhantomCine.nrrd", "nodeNames": "Speckle2SelfPhantomCine",
-            "checksums": f"SHA256:{digest}", "loadFileType": "VolumeFile",
+            "fileNames": "Speckle2SelfPhantomCine.seq.nrrd", "nodeNames": "Speckle2SelfPhantomCine",
+            "checksums": f"SHA256:{digest}", "loadFileType": "SequenceFile",
             "thumbnailFileName": None if thumbnail is None else str(thumbnail)}
 
 
