@@ -302,6 +302,8 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _ensureDependencies(self) -> None:
         """Install what is missing or outdated (one dialog lists it all), with Denoise and Start
         disabled so that no second install can start."""
+        if not self.logic.dependencyProblems():
+            return
         self._installing = True
         self.ui.finetuneStartButton.enabled = False
         self.ui.statusLabel.text = _("Checking Python packages… (details in the Python console)")
@@ -474,12 +476,11 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         decoders are not checked. A PyTorch that is installed but cannot load is not reinstalled
         here: the error says what to do.
         """
-        from speckle2self.slicer_support import dependency_question, package_problems
-        torch = self.torchProblem()
+        from speckle2self.slicer_support import dependency_question
+        problems = self.dependencyProblems(includeOptional=interactive)
+        torch = next((p for p in problems if p.name == "PyTorch"), None)
         if torch is not None and torch.detail:
             raise RuntimeError(torch.line)
-        problems = ([torch] if torch else []) + package_problems(include_optional=interactive
-                                                                  and not self._optionalDeclined)
         if not problems:
             return
         lines = "\n".join(p.line for p in problems)
@@ -502,6 +503,14 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                 self._pipInstall(packages)
 
     _optionalDeclined = False
+
+    def dependencyProblems(self, includeOptional: bool = True) -> list:
+        """Every unmet requirement (speckle2self.slicer_support.Problem), PyTorch first; optional
+        ones (the DICOM decoders) only if asked for and not declined before."""
+        from speckle2self.slicer_support import package_problems
+        torch = self.torchProblem()
+        return ([torch] if torch else []) + package_problems(include_optional=includeOptional
+                                                             and not self._optionalDeclined)
 
     @staticmethod
     def _installTorch() -> None:

@@ -201,8 +201,10 @@ def test_packages_are_installed_from_the_panel_only_with_its_buttons_locked(tree
 
 def test_one_dialog_lists_every_missing_or_outdated_package_and_pytorch_is_version_checked(tree):
     ensure = ast.unparse(_method(tree, "Speckle2SelfLogic", "ensureDependencies"))
-    assert "dependency_question(problems)" in ensure and "package_problems(" in ensure
-    assert "self.torchProblem()" in ensure and "torch.detail" in ensure  # broken: say what to do, no reinstall
+    assert "dependency_question(problems)" in ensure and "self.dependencyProblems(" in ensure
+    assert "torch.detail" in ensure  # installed but broken: say what to do, no reinstall
+    problems = ast.unparse(_method(tree, "Speckle2SelfLogic", "dependencyProblems"))
+    assert "self.torchProblem()" in problems and "package_problems(" in problems
     assert "torchVersionRequirement=f'>={TORCH_MINIMUM}'" in ast.unparse(_method(tree, "Speckle2SelfLogic", "_installTorch"))
     pip = ast.unparse(_method(tree, "Speckle2SelfLogic", "_pipInstall"))
     assert "packaging.pip_install(" in pip and "slicer.util.pip_install(" in pip
