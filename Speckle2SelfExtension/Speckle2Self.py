@@ -7,13 +7,10 @@ loads even before PyTorch is installed.
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import queue
 import shutil
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +29,36 @@ MODULE_DIR = Path(__file__).resolve().parent
 MODELS_SETTING = "Speckle2Self/ExtraModels"
 USER_MODEL_DIR = Path.home() / ".speckle2self" / "models"  # user-writable; extension updates leave it alone
 NOT_INPUT_CLASSES = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode",
-                     "vtkMRMLDiffusionTensorVolumeNode")  # scalar-volume subclasses that are not images to denoise
+                     "vtkMRMLDiffusionTensorVolumeNode", "vtkMRMLTensorVolumeNode",
+                     "vtkMRMLMultiVolumeNode")  # scalar-volume subclasses that are not images the engine takes
+
+
+ENGINE = "speckle2self"
+
+
+def useBundledEngine() -> None:
+    """Make `import speckle2self` find the engine next to this module, not a pip-installed copy.
+
+    Slicer appends module folders to the end of sys.path, behind site-packages, so a
+    `pip install speckle2self` in Slicer's Python would shadow the engine this module was written
+    for; a copy imported from elsewhere is forgotten so that the next import finds this one."""
+    folder = str(MODULE_DIR)
+    if sys.path[:1] != [folder]:
+        while folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    loaded = sys.modules.get(ENGINE)
+    if loaded is not None and Path(loaded.__file__).resolve().parent != MODULE_DIR / ENGINE:
+        forgetEngineModules()
+
+
+def forgetEngineModules() -> None:
+    """Drop the engine and its submodules from sys.modules: the next import reads them afresh."""
+    for name in [n for n in sys.modules if n == ENGINE or n.startswith(ENGINE + ".")]:
+        del sys.modules[name]
+
+
+useBundledEngine()
 
 
 def resourceFile(relative: str) -> Path:
@@ -63,6 +89,8 @@ class Speckle2Self(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Method: Li, Navab, Jiang, <i>Speckle2Self: Self-supervised ultrasound speckle reduction "
             "without clean data</i>, Medical Image Analysis, 2025.")
+        # ScriptedLoadableModule looks for the icon next to this file only; the source tree keeps it one level up.
+        self.parent.icon = qt.QIcon(str(resourceFile("Icons/Speckle2Self.png")))
         slicer.app.connect("startupCompleted()", registerSampleData)
 
 
@@ -117,6 +145,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._installing = False
         self._cancelRequested = False
         self._finetune = None
+        self._finetuneDone = None  # the last finished run: its loss chart stays until the next run
         self._live = None
 
     def setup(self) -> None:
@@ -144,9 +173,18 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.liveButton.connect("toggled(bool)", self.onLiveToggled)
         self.initializeParameterNode()
 
+    def onReload(self) -> None:
+        """Reload the engine's modules with this one (as MONAIAuto3DSeg reloads its Lib), so a
+        developer sees engine changes without restarting Slicer."""
+        forgetEngineModules()
+        ScriptedLoadableModuleWidget.onReload(self)
+
     def cleanup(self) -> None:
-        if self._finetune is not None:
-            self._finetune.stop()
+        """Module Reload or application exit: no timer, observer or callback of this widget may outlive it."""
+        for run in (self._finetune, self._finetuneDone):
+            if run is not None:
+                run.release()
+        self._finetune = self._finetuneDone = None
         self._stopLive()
         self.removeObservers()
 
@@ -191,7 +229,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         hasInput = bool(self._parameterNode and self._parameterNode.inputVolume)
         self.ui.applyButton.enabled = (hasInput or self._running) and not self._installing
         self.ui.applyButton.text = _("Cancel") if self._running else _("Denoise")
-        self.ui.applyButton.toolTip = _("Stop after the current batch") if self._running else (
+        self.ui.applyButton.toolTip = _("Stop after the current batch or frame") if self._running else (
             _("Denoise the input volume or every frame of its sequence") if hasInput else _("Select an input volume"))
 
     # Model choices
@@ -246,7 +284,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         options = dict(model=params.modelPath or None, device=params.device, domain=params.domain,
                        batchSize=params.batchSize or None)
         with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not denoise the volume."), waitCursor=False):
-            self._ensureTorch()
+            self._ensureDependencies()
             if not self._confirmLongRun(inputNode, options):
                 return
             self._setRunning(True)
@@ -261,19 +299,20 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = _("Done: {name}").format(name=output.GetName())
             self.logic.showSideBySide(inputNode, output)
 
-    def _ensureTorch(self) -> None:
-        """Install PyTorch if it is missing, with Denoise and Start disabled so that no second install can start."""
-        if self.logic.torchAvailable():
+    def _ensureDependencies(self) -> None:
+        """Install what is missing or outdated (one dialog lists it all), with Denoise and Start
+        disabled so that no second install can start."""
+        if not self.logic.dependencyProblems():
             return
         self._installing = True
         self.ui.finetuneStartButton.enabled = False
-        self.ui.statusLabel.text = _("Installing PyTorch… (details in the Python console)")
+        self.ui.statusLabel.text = _("Checking Python packages… (details in the Python console)")
         self.ui.progressBar.setRange(0, 0)  # busy indicator: the installer reports no fraction done
         self.ui.progressBar.show()
         self._updateButtons()
         try:
-            self.logic.ensureTorch(interactive=True)
-            self.ui.statusLabel.text = _("PyTorch installed.")
+            self.logic.ensureDependencies(interactive=True)
+            self.ui.statusLabel.text = ""
             self.ui.deviceLabel.text = self.logic.deviceDescription()
         finally:
             self._installing = False
@@ -316,15 +355,20 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start live mode."), waitCursor=True):
                 if params is None or params.inputVolume is None:
                     raise ValueError(_("Select the input volume (the one the stream updates) first."))
-                self._ensureTorch()
-                self._live = self.logic.startLive(params.inputVolume, model=params.modelPath or None,
-                                                  device=params.device, domain=params.domain,
-                                                  onUpdate=self._onLiveUpdate)
-                self.logic.showSideBySide(params.inputVolume, self._live.outputNode)
+                self._ensureDependencies()
+                inputNode = params.inputVolume
+                self._live = self.logic.startLive(inputNode, model=params.modelPath or None, device=params.device,
+                                                  domain=params.domain, onUpdate=self._onLiveUpdate,
+                                                  onFirstResult=self._onLiveFirstResult)
                 self.ui.liveStatusLabel.text = _("Live: waiting for the input to change…")
         finally:
             if self._live is None:
                 self._stopLive()
+
+    def _onLiveFirstResult(self) -> None:
+        """The output has data, geometry and transform now: rotate the views onto it and fit them."""
+        if self._live is not None:
+            self.logic.showSideBySide(self._live.inputNode, self._live.outputNode)
 
     def _onLiveUpdate(self, statsText: str) -> None:
         self.ui.liveStatusLabel.text = _("Live: {stats}").format(stats=statsText)
@@ -348,7 +392,10 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._installing or self._finetune is not None:
             return
         with slicer.util.tryWithErrorDisplay(_("Speckle2Self could not start fine-tuning."), waitCursor=False):
-            self._ensureTorch()
+            self._ensureDependencies()
+            if self._finetuneDone is not None:  # its chart makes way for the new run's
+                self._finetuneDone.release()
+                self._finetuneDone = None
             with slicer.util.WaitCursor():
                 self._finetune = self.logic.startFinetuning(
                     nodes, params.finetuneOutputName, steps=params.finetuneSteps,
@@ -373,7 +420,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         elif kind in ("finished", "error", "exited"):
             self.ui.finetuneStartButton.enabled = True
             self.ui.finetuneStopButton.enabled = False
-            self._finetune = None
+            self._finetuneDone, self._finetune = self._finetune, None
             if kind == "finished":
                 self.logic.rememberModel(event["model"])
                 self._fillModelChoices()
@@ -408,30 +455,85 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     # Dependencies
 
     @staticmethod
-    def torchAvailable() -> bool:
-        return importlib.util.find_spec("torch") is not None
+    def torchProblem():
+        """None if PyTorch >= 2.1 is installed and loads, else what is wrong (speckle2self.slicer_support.Problem).
 
-    def ensureTorch(self, interactive: bool = False) -> None:
-        """Make sure PyTorch can be imported, installing it through the PyTorch extension with consent."""
-        if self.torchAvailable():
+        Checked from the package metadata first, so a missing PyTorch is not imported; one that
+        fails to import (a DLL error on Windows) is caught and described, not raised."""
+        from speckle2self.slicer_support import torch_problem
+        return torch_problem()
+
+    @staticmethod
+    def torchAvailable() -> bool:
+        return Speckle2SelfLogic.torchProblem() is None
+
+    def ensureDependencies(self, interactive: bool = False) -> None:
+        """Make sure PyTorch and the Python packages the engine needs are there.
+
+        Every missing or outdated package is listed in one confirmation (the anchors' pattern); on
+        OK, PyTorch comes from the PyTorch extension and the rest from pip (slicer.packaging where
+        this Slicer has it). Without `interactive` nothing is installed and the optional DICOM
+        decoders are not checked. A PyTorch that is installed but cannot load is not reinstalled
+        here: the error says what to do.
+        """
+        from speckle2self.slicer_support import dependency_question
+        problems = self.dependencyProblems(includeOptional=interactive)
+        torch = next((p for p in problems if p.name == "PyTorch"), None)
+        if torch is not None and torch.detail:
+            raise RuntimeError(torch.line)
+        if not problems:
             return
+        lines = "\n".join(p.line for p in problems)
+        if not interactive:
+            raise RuntimeError(_("Speckle2Self is missing Python packages:\n{lines}\nClick Denoise in the module "
+                                 "panel, or run Speckle2SelfLogic().ensureDependencies(interactive=True), to install "
+                                 "them.").format(lines=lines))
+        if not slicer.util.confirmOkCancelDisplay(dependency_question(problems), windowTitle=_("Speckle2Self")):
+            required = [p for p in problems if not p.optional]
+            if required:
+                raise RuntimeError(_("Speckle2Self cannot run without: {names}; the installation was declined.").format(
+                    names=", ".join(p.name for p in required)))
+            self._optionalDeclined = True  # the DICOM decoders: not asked again in this session
+            return
+        with slicer.util.WaitCursor():
+            if torch is not None:
+                self._installTorch()
+            packages = [p.pip for p in problems if p.name != "PyTorch"]
+            if packages:
+                self._pipInstall(packages)
+
+    _optionalDeclined = False
+
+    def dependencyProblems(self, includeOptional: bool = True) -> list:
+        """Every unmet requirement (speckle2self.slicer_support.Problem), PyTorch first; optional
+        ones (the DICOM decoders) only if asked for and not declined before."""
+        from speckle2self.slicer_support import package_problems
+        torch = self.torchProblem()
+        return ([torch] if torch else []) + package_problems(include_optional=includeOptional
+                                                             and not self._optionalDeclined)
+
+    @staticmethod
+    def _installTorch() -> None:
+        """PyTorch through the PyTorch extension, which picks the build for this computer's GPU."""
+        from speckle2self.slicer_support import TORCH_MINIMUM
         try:
             import PyTorchUtils
         except ImportError as exc:
             raise RuntimeError(_("Speckle2Self needs PyTorch. Install the 'PyTorch' extension from the "
                                  "Extensions Manager, restart Slicer, and try again.")) from exc
-        if not interactive:
-            raise RuntimeError(_("PyTorch is not installed. Run Speckle2SelfLogic().ensureTorch(interactive=True) "
-                                 "or click Denoise in the module panel to install it."))
-        if not slicer.util.confirmOkCancelDisplay(
-                _("Speckle2Self needs PyTorch, which is not installed yet. Install it now? This downloads "
-                  "several hundred megabytes and can take a few minutes.")):
-            raise RuntimeError(_("PyTorch is required; the installation was declined."))
-        with slicer.util.WaitCursor():
-            installed = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
-                                                                      torchVersionRequirement=">=2.1")
+        installed = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
+                                                                  torchVersionRequirement=f">={TORCH_MINIMUM}")
         if installed is None:
             raise RuntimeError(_("PyTorch was not installed; see the Python console for details."))
+
+    @staticmethod
+    def _pipInstall(requirements: list[str]) -> None:
+        """pip through slicer.packaging (Slicer 5.12 and later: progress dialog), else slicer.util.pip_install."""
+        packaging = getattr(slicer, "packaging", None)
+        if packaging is not None and hasattr(packaging, "pip_install"):
+            packaging.pip_install(requirements, requester="Speckle2Self")
+        else:
+            slicer.util.pip_install(requirements)
 
     @staticmethod
     def cancelledError() -> type:
@@ -439,8 +541,10 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         return Cancelled
 
     def deviceDescription(self) -> str:
-        if not self.torchAvailable():
-            return _("PyTorch not installed yet")
+        """The device the engine would use, or why PyTorch cannot be used (never raises: enter() shows it)."""
+        problem = self.torchProblem()
+        if problem is not None:
+            return problem.line
         from speckle2self.devices import device_description, resolve_device
         return device_description(resolve_device("auto"))
 
@@ -458,7 +562,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
 
     def modelSummary(self, path: str | None) -> str:
         if not self.torchAvailable():
-            return _("The model card is shown once PyTorch is installed.")
+            return _("The model card is shown once PyTorch is installed and loads.")
         from speckle2self.errors import Speckle2SelfError
         from speckle2self.inference import get_model
         from speckle2self.slicer_support import card_summary
@@ -477,14 +581,15 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         :param inputNode: scalar or RGB volume node; never modified.
         :param outputNode: scalar volume node to overwrite (single volumes only); None creates one.
         :param model: path of a Speckle2Self .pt file, or None for the bundled model.
-        :param progress: called with a speckle2self.slicer_support.ProgressInfo after every batch.
-        :param shouldStop: returning True cancels after the current batch (raises Cancelled); the
-            partial output is removed.
+        :param progress: called with a speckle2self.slicer_support.ProgressInfo after every batch; a cine
+            also reports reading its frames and writing the result back (ProgressInfo.stage).
+        :param shouldStop: returning True cancels after the current batch, or while a cine's frames are
+            read or written back (raises Cancelled); the partial output is removed.
         For a cine the result is a new sequence in the input's browser; its proxy node is returned.
         """
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         options = dict(model=model, device=device, domain=domain, batch_size=batchSize, strength=strength,
                        progress=progress, should_stop=shouldStop)
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(inputNode)
@@ -502,7 +607,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         from speckle2self.slicer_support import ESTIMATE_ABOVE_FRAMES, estimate_run
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         isVector = inputNode.IsA("vtkMRMLVectorVolumeNode")
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(inputNode)
         if browser is not None:
@@ -519,8 +624,28 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                 return voxels[i:i + 1]
         if count <= ESTIMATE_ABOVE_FRAMES:
             return None
-        return estimate_run(readFrame, count, isVector, model=model, device=device, domain=domain,
-                            batch_size=batchSize)
+        if browser is None:
+            return estimate_run(readFrame, count, isVector, model=model, device=device, domain=domain,
+                                batch_size=batchSize)
+        # Writing back is timed as the run writes: into a sequence, here a throwaway one.
+        scratch = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSequenceNode", "Speckle2Self timing")
+        frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Speckle2Self frame")
+        try:
+            return estimate_run(readFrame, count, isVector, write_frame=self._frameWriter(sequence, scratch, frameNode),
+                                model=model, device=device, domain=domain, batch_size=batchSize)
+        finally:
+            slicer.mrmlScene.RemoveNode(scratch)
+            slicer.mrmlScene.RemoveNode(frameNode)
+
+    @staticmethod
+    def _frameWriter(inputSequence, outputSequence, frameNode):
+        """writeFrame(i, grey): frame i of the result into `outputSequence` at the input's index value,
+        with the input frame's geometry (through one reused temporary volume node)."""
+        def writeFrame(i: int, frame) -> None:
+            slicer.util.updateVolumeFromArray(frameNode, frame[None])
+            frameNode.CopyOrientation(inputSequence.GetNthDataNode(i))
+            outputSequence.SetDataNodeAtValue(frameNode, inputSequence.GetNthIndexValue(i))
+        return writeFrame
 
     def _denoiseVolume(self, inputNode, outputNode, options):
         from speckle2self.slicer_support import denoise_volume_array, display_window
@@ -561,24 +686,19 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         outputSequence.SetIndexUnit(inputSequence.GetIndexUnit())
         outputSequence.SetIndexType(inputSequence.GetIndexType())
         outputSequence.SetNumericIndexValueTolerance(inputSequence.GetNumericIndexValueTolerance())
-        outputSequence.SetAttribute("DataNodeClassName", "vtkMRMLScalarVolumeNode")
         frameNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "Speckle2Self frame")
 
         def readFrame(i: int):
             return slicer.util.arrayFromVolume(inputSequence.GetNthDataNode(i))
 
-        def writeFrame(i: int, frame) -> None:
-            slicer.util.updateVolumeFromArray(frameNode, frame[None])
-            frameNode.CopyOrientation(inputSequence.GetNthDataNode(i))
-            outputSequence.SetDataNodeAtValue(frameNode, inputSequence.GetNthIndexValue(i))
+        writeFrame = self._frameWriter(inputSequence, outputSequence, frameNode)
 
         wasPlaying, selectedItem = browser.GetPlaybackActive(), browser.GetSelectedItemNumber()
         browser.SetPlaybackActive(False)  # paused while the output sequence is built
         try:
             denoise_frame_stream(readFrame, writeFrame, count, isVector, scratch_dir=slicer.app.temporaryPath,
                                  **options)
-            browser.AddSynchronizedSequenceNode(outputSequence)
-            browser.SetOverwriteProxyName(outputSequence, True)
+            browser.AddSynchronizedSequenceNode(outputSequence)  # its proxy is named after the sequence
             slicer.modules.sequences.logic().UpdateProxyNodesFromSequences(browser)
         except Exception:
             slicer.mrmlScene.RemoveNode(outputSequence)
@@ -598,7 +718,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     def denoiseFiles(self, paths, outputFolder, model=None, device: str = "auto", domain: str = "auto",
                      batchSize: int | None = None, progress=None) -> list[dict]:
         """Denoise files and folders into `outputFolder` without loading them; one report per file."""
-        self.ensureTorch(interactive=False)
+        self.ensureDependencies(interactive=False)
         from speckle2self.pipeline import denoise_files
         reports = denoise_files([str(p) for p in paths], str(outputFolder), model=model, device=device,
                                 domain=domain, batch_size=batchSize, progress=progress)
@@ -635,17 +755,20 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     # Live mode
 
     def startLive(self, inputNode, model=None, device: str = "auto", domain: str = "auto",
-                  onUpdate=None) -> "LiveSession":
+                  onUpdate=None, onFirstResult=None) -> "LiveSession":
         """Denoise `inputNode` live: each change of its voxels (OpenIGTLinkIF updating it from a stream)
         goes to the engine's LiveDenoiser, and the newest result is written into one new volume.
 
-        `onUpdate(text)` receives frames/s and latency on the main thread. Call `.stop()` on the
-        returned session to end it; its observer and worker thread go with it.
+        `onUpdate(text)` receives frames/s and latency on the main thread; `onFirstResult()` is called
+        once the output has its first frame (e.g. to show it). Call `.stop()` on the returned session
+        to end it; its observers, timer and worker thread go with it. An input that cannot be shown
+        (no image data, a MultiVolume, more than 4 components) raises and leaves nothing behind.
         """
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
-        self.ensureTorch(interactive=False)
-        return LiveSession(inputNode, model=model, device=device, domain=domain, onUpdate=onUpdate)
+        self.ensureDependencies(interactive=False)
+        return LiveSession(inputNode, model=model, device=device, domain=domain, onUpdate=onUpdate,
+                           onFirstResult=onFirstResult)
 
     # Fine-tuning
 
@@ -715,7 +838,7 @@ class FinetuneProcess:
         from speckle2self.slicer_support import loss_curve_rows
         for event in self.worker.poll():
             if event["event"] == "exited" and any(e["event"] in ("finished", "error") for e in self.events):
-                self._timer.stop()
+                self._finish()
                 continue
             self.events.append(event)
             if event["event"] == "step":
@@ -724,50 +847,128 @@ class FinetuneProcess:
                                  columnNames=["step", "loss", "reconstruction", "consistency"],
                                  title="Speckle2Self fine-tuning loss", nodes=self._plotNodes,
                                  show=not self._plotNodes)
+            onEvent = self.onEvent
             if event["event"] in ("finished", "error", "exited"):
-                self._timer.stop()
-            if self.onEvent is not None:
-                self.onEvent(event)
+                self._finish()
+            if onEvent is not None:
+                onEvent(event)
 
     def stop(self) -> None:
         """Ask the worker to stop after its current step and save the best model so far; a worker
         still running `graceSeconds` later is killed (checked on every delivery)."""
         self.worker.request_stop()
 
+    def _finish(self) -> None:
+        """The run is over: let go of the panel and delete the exported training data."""
+        self._disconnect()
+        shutil.rmtree(self.spec.parent, ignore_errors=True)  # the worker read its data at start
+
+    def _disconnect(self) -> None:
+        """Stop and disconnect the timer (its connection would keep this object alive) and drop the
+        panel's callback."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.disconnect("timeout()", self._deliver)
+            self._timer = None
+        self.onEvent = None
+
+    def release(self) -> None:
+        """Let go of everything this run made in Slicer (Reload, a new run, closing the module): the
+        loss chart's nodes are removed; a worker still running is asked to stop and save its best
+        model, and its export folder, which holds the stop request, is left to it."""
+        if self._timer is not None:
+            self.stop()
+            self._disconnect()
+        else:
+            self._finish()
+        for node in self._plotNodes.values():
+            for item in (node if isinstance(node, (list, tuple)) else [node]):
+                if item is not None and item.GetScene() is not None:
+                    slicer.mrmlScene.RemoveNode(item)
+        self._plotNodes = {}
+
 
 class LiveSession(VTKObservationMixin):
     """Live mode, kept thin: observes the input's voxels, hands each new frame to
     speckle2self.live.LiveDenoiser (newest frame wins, worker thread), and on the main thread
-    (a QTimer) writes the newest result into the output volume with the input frame's geometry."""
+    (a QTimer) writes the newest result into the output volume with the input frame's geometry.
+
+    The input is read before anything is made, and a start that fails part way releases what it
+    made, so a bad input leaves no thread, node, observer or timer behind. `onFirstResult()` is
+    called once the output has its first frame, geometry and parent transform (the views can only
+    be rotated onto it and fitted then).
+    """
 
     POLL_MS = 15
 
-    def __init__(self, inputNode, model=None, device: str = "auto", domain: str = "auto", onUpdate=None) -> None:
+    def __init__(self, inputNode, model=None, device: str = "auto", domain: str = "auto", onUpdate=None,
+                 onFirstResult=None) -> None:
         VTKObservationMixin.__init__(self)
         from speckle2self.live import LiveDenoiser
         self.inputNode = inputNode
         self.onUpdate = onUpdate
-        self.live = LiveDenoiser(model, device, domain=domain)
-        self.outputNode = slicer.mrmlScene.AddNewNodeByClass(
-            "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(inputNode.GetName() + " live denoised"))
+        self.onFirstResult = onFirstResult
+        self.live = None
+        self.outputNode = None
+        self._timer = None
+        self._observedImage = None
         self._shown = False
-        self.addObserver(inputNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputModified)
-        self._timer = qt.QTimer()
-        self._timer.setInterval(self.POLL_MS)
-        self._timer.connect("timeout()", self._deliver)
-        self._timer.start()
-        self.onInputModified()
+        firstFrames = self._readFrames()  # raises before anything exists
+        try:
+            self.live = LiveDenoiser(model, device, domain=domain)
+            self.outputNode = slicer.mrmlScene.AddNewNodeByClass(
+                "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(inputNode.GetName() + " live denoised"))
+            self.addObserver(inputNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputModified)
+            self._observeImageData()
+            self._timer = qt.QTimer()
+            self._timer.setInterval(self.POLL_MS)
+            self._timer.connect("timeout()", self._deliver)
+            self._timer.start()
+            self._submit(firstFrames)
+        except Exception:
+            self.stop(removeOutput=True)
+            raise
+
+    def _readFrames(self):
+        """The input's current grey frames (speckle2self.slicer_support.live_frames says what it refuses)."""
+        from speckle2self.slicer_support import live_frames
+        node = self.inputNode
+        array = slicer.util.arrayFromVolume(node) if node.GetImageData() is not None else None
+        return live_frames(array, node.IsA("vtkMRMLVectorVolumeNode"), node.GetClassName())
+
+    def _observeImageData(self) -> None:
+        """Observe the input's image data object: a vtkMRMLStreamingVolumeNode (OpenIGTLink VIDEO)
+        decodes its frames only while its image data has an observer, i.e. otherwise only while it
+        is shown in a view. The object is replaced when the frame size changes, so this is redone."""
+        imageData = self.inputNode.GetImageData() if self.inputNode.IsA("vtkMRMLStreamingVolumeNode") else None
+        if imageData is self._observedImage:
+            return
+        if self._observedImage is not None:
+            self.removeObserver(self._observedImage, vtk.vtkCommand.ModifiedEvent, self._onImageDataModified)
+        if imageData is not None:
+            self.addObserver(imageData, vtk.vtkCommand.ModifiedEvent, self._onImageDataModified)
+        self._observedImage = imageData
+
+    def _onImageDataModified(self, caller=None, event=None) -> None:
+        """Nothing to do: the observer itself keeps a streaming volume decoding (the node's own
+        ImageDataModifiedEvent delivers the frame)."""
 
     def onInputModified(self, caller=None, event=None) -> None:
-        from speckle2self.slicer_support import frames_from_volume_array
-        frames, _notes = frames_from_volume_array(slicer.util.arrayFromVolume(self.inputNode),
-                                                  self.inputNode.IsA("vtkMRMLVectorVolumeNode"))
+        self._observeImageData()
+        try:
+            frames = self._readFrames()
+        except Exception as exc:  # e.g. the stream cleared the image: skip this frame, keep the session
+            logging.warning(f"Speckle2Self live: frame skipped: {exc}")
+            return
+        self._submit(frames)
+
+    def _submit(self, frames) -> None:
         ijkToRas = vtk.vtkMatrix4x4()
         self.inputNode.GetIJKToRASMatrix(ijkToRas)
         self.live.submit(frames, slicer.util.arrayFromVTKMatrix(ijkToRas))  # copied: the stream may overwrite it
 
     def _deliver(self) -> None:
-        result = self.live.latest(timeout=0)
+        result = self.live.latest(timeout=0) if self.live is not None else None
         if result is None:
             return
         slicer.util.updateVolumeFromArray(self.outputNode, result.frame)
@@ -779,14 +980,28 @@ class LiveSession(VTKObservationMixin):
             self.outputNode.GetDisplayNode().SetAutoWindowLevel(False)
             self.outputNode.GetDisplayNode().SetWindowLevel(*display_window(result.frame))
             self._shown = True
+            if self.onFirstResult is not None:
+                self.onFirstResult()
         if self.onUpdate is not None:
             self.onUpdate(self.live.stats().text)
 
-    def stop(self) -> None:
-        """Remove the observer, stop the timer and join the engine's worker thread; the output stays."""
+    def stop(self, removeOutput: bool = False) -> None:
+        """Remove the observers, stop and disconnect the timer, join the engine's worker thread and
+        drop every reference to the model and the panel, so the session can be freed. The output
+        stays unless `removeOutput` (a start that failed)."""
         self.removeObservers()
-        self._timer.stop()
-        self.live.stop()
+        self._observedImage = None
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.disconnect("timeout()", self._deliver)  # the connection would keep this session alive
+            self._timer = None
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        if removeOutput and self.outputNode is not None:
+            slicer.mrmlScene.RemoveNode(self.outputNode)
+            self.outputNode = None
+        self.onUpdate = self.onFirstResult = None
 
 
 #
@@ -819,6 +1034,14 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.test_cancel_leaves_no_node()
         self.setUp()
         self.test_cancelling_a_cine_leaves_no_sequence_and_restores_the_browser()
+        self.setUp()
+        self.test_live_start_on_a_bad_input_leaves_nothing_behind()
+        self.setUp()
+        self.test_live_shows_the_first_result_and_stops_cleanly()
+        self.setUp()
+        self.test_a_dicom_file_goes_through_denoise_files()
+        self.setUp()
+        self.test_the_sample_loads_as_a_cine_and_is_denoised_as_one()
 
     def _requireTorch(self) -> None:
         """Skip (as TotalSegmentator and MONAIAuto3DSeg do) on a build machine without PyTorch, saying why."""
@@ -928,7 +1151,6 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertEqual([outSequence.GetNthIndexValue(i) for i in range(3)],
                          [sequence.GetNthIndexValue(i) for i in range(3)])
         self.assertEqual((outSequence.GetIndexName(), outSequence.GetIndexUnit()), ("time", "s"))
-        self.assertEqual(outSequence.GetAttribute("DataNodeClassName"), "vtkMRMLScalarVolumeNode")
         self.assertEqual(outSequence.GetDataNodeClassName(), "vtkMRMLScalarVolumeNode")
         self.assertEqual(browser.GetSelectedItemNumber(), 1)
         self.assertIsNone(slicer.mrmlScene.GetFirstNodeByName("Speckle2Self frame"))  # temporary node removed
@@ -961,3 +1183,98 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
         self.assertTrue(browser.GetPlaybackActive())
         browser.SetPlaybackActive(False)
         self.assertEqual(browser.GetSelectedItemNumber(), 2)
+
+    def test_live_start_on_a_bad_input_leaves_nothing_behind(self) -> None:
+        """No image data, or a vector volume of 5 components: refused before a node, observer, timer
+        or thread is made, and the same input can be refused again (nothing left half started)."""
+        import numpy as np
+        from speckle2self.errors import InputError
+        self._requireTorch()
+        self.delayDisplay("Live mode on a bad input")
+        empty = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "no image yet")
+        fiveComponents = slicer.util.addVolumeFromArray(np.zeros((1, 8, 9, 5), np.uint8), name="five",
+                                                        nodeClassName="vtkMRMLVectorVolumeNode")
+        for node, message in ((empty, "no image data"), (fiveComponents, "5 components")):
+            nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+            for _attempt in range(2):
+                with self.assertRaises(InputError) as raised:
+                    Speckle2SelfLogic().startLive(node, device="cpu")
+                self.assertIn(message, str(raised.exception))
+                self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+                self.assertFalse(node.HasObserver(slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent))
+
+    def test_live_shows_the_first_result_and_stops_cleanly(self) -> None:
+        """The output gets the input's geometry and parent transform with its first frame; after
+        stop() the session holds no thread or model and the input has no observer left."""
+        import time
+        import weakref
+        import numpy as np
+        self._requireTorch()
+        self.delayDisplay("Live mode")
+        node, cine = self._speckleVolume(frames=1)
+        transform = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+        node.SetAndObserveTransformNodeID(transform.GetID())
+        firstResults = []
+        session = Speckle2SelfLogic().startLive(node, device="cpu", onFirstResult=lambda: firstResults.append(1))
+        deadline = time.monotonic() + 60
+        while not firstResults and time.monotonic() < deadline:
+            slicer.app.processEvents()
+            time.sleep(0.01)
+        self.assertEqual(firstResults, [1])
+        output = session.outputNode
+        self.assertEqual(slicer.util.arrayFromVolume(output).shape, slicer.util.arrayFromVolume(node).shape)
+        self.assertEqual(output.GetTransformNodeID(), transform.GetID())
+        worker = weakref.ref(session.live)
+        session.stop()
+        self.assertIsNone(session.live)
+        self.assertIsNone(worker())
+        self.assertFalse(node.HasObserver(slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent))
+        self.assertIsNotNone(slicer.mrmlScene.GetNodeByID(output.GetID()))  # the result stays
+
+    def test_a_dicom_file_goes_through_denoise_files(self) -> None:
+        """A derived DICOM series from a DICOM ultrasound file, with Slicer's own pydicom (2.4 in
+        Slicer 5.10, 3.x from 5.12); a broken file next to it is reported, not fatal."""
+        import numpy as np
+        import pydicom
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+        from speckle2self.io.pydicom_compat import save_as_dicom_file
+        self._requireTorch()
+        self.delayDisplay("Denoising DICOM files")
+        folder = Path(slicer.util.tempDirectory("Speckle2SelfTest-dicom"))
+        envelope = self._speckleVolume()[1].envelope[0]
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = UltrasoundImageStorage, generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.PatientID, ds.Modality = "S2S-TEST", "US"
+        ds.Rows, ds.Columns = envelope.shape
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelSpacing = [0.2, 0.2]
+        ds.PixelData = np.round(envelope / envelope.max() * 255).astype(np.uint8).tobytes()
+        save_as_dicom_file(ds, folder / "frame.dcm")
+        (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 40)
+        reports = Speckle2SelfLogic().denoiseFiles([folder / "frame.dcm", folder / "broken.dcm"], folder / "out",
+                                                   device="cpu")
+        self.assertEqual([r["ok"] for r in reports], [True, False])
+        out = pydicom.dcmread(reports[0]["output"])
+        self.assertEqual(list(out.ImageType), ["DERIVED", "SECONDARY"])
+        self.assertEqual(out.pixel_array.shape, envelope.shape)
+
+    def test_the_sample_loads_as_a_cine_and_is_denoised_as_one(self) -> None:
+        """Sample Data's entry is a 3-frame cine in a sequence browser; Denoise makes a second
+        sequence of 3 frames in the same browser."""
+        import SampleData
+        self._requireTorch()
+        self.delayDisplay("Sample cine")
+        registerSampleData()
+        loaded = SampleData.downloadSample("Speckle2SelfPhantomCine")
+        sequence = loaded.GetMasterSequenceNode() if loaded.IsA("vtkMRMLSequenceBrowserNode") else loaded
+        self.assertTrue(sequence.IsA("vtkMRMLSequenceNode"))
+        self.assertEqual(sequence.GetNumberOfDataNodes(), 3)
+        browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForSequenceNode(sequence)
+        self.assertIsNotNone(browser)
+        outProxy = Speckle2SelfLogic().denoise(browser.GetProxyNode(sequence), device="cpu")
+        self.assertEqual(browser.GetSequenceNode(outProxy).GetNumberOfDataNodes(), 3)

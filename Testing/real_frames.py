@@ -26,8 +26,9 @@ def pydicom_data_file(name: str) -> Path | None:
 
 
 def real_files() -> dict[str, Path]:
-    from pydicom.data import get_testdata_file
-    files = {"sonosite_echo_cine": Path(get_testdata_file("examples_ybr_color.dcm"))}
+    from dicom_examples import pydicom_file
+    echo = pydicom_file("examples_ybr_color.dcm")  # pydicom 3's; under pydicom 2.4 a copy (see dicom_examples)
+    files = {"sonosite_echo_cine": echo} if echo is not None else {}
     for key, name in (("philips_echo", "JPGLosslessP14SV1_1s_1f_8b.dcm"), ("ge_doppler", "US1_UNCR.dcm"),
                       ("aloka", "gdcm-US-ALOKA-16.dcm"), ("sonosite_cine_120", "color3d_jpeg_baseline.dcm")):
         path = pydicom_data_file(name)

@@ -1,28 +1,31 @@
 """Ultrasound DICOM in and out, on pydicom's real ultrasound example files and files made from them."""
-import copy
+import hashlib
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
-from pydicom import examples
+from dicom_examples import example, pydicom_file
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from speckle2self.errors import InputError
 from speckle2self.io import read_dicom, read_volume, write_dicom
 from speckle2self.io.dicom_read import frame_time, pixel_spacing
+from speckle2self.io.pydicom_compat import (apply_color_lut, convert_color_space, decode_pixels, pydicom_major,
+                                            save_as_dicom_file)
 
 
 def _save(ds, path):
-    ds.save_as(path, enforce_file_format=True)
+    save_as_dicom_file(ds, path)
     return path
 
 
 @pytest.fixture()
 def ybr_cine(tmp_path):
     """30-frame US cine, JPEG Baseline, YBR_FULL_422, with a (stale) ultrasound region."""
-    return _save(examples.ybr_color, tmp_path / "cine.dcm")
+    return _save(example("ybr_color"), tmp_path / "cine.dcm")
 
 
 def test_jpeg_ybr_cine_frames_timing_and_spacing_from_its_region(ybr_cine):
@@ -34,8 +37,8 @@ def test_jpeg_ybr_cine_frames_timing_and_spacing_from_its_region(ybr_cine):
 
 
 def test_colour_is_grey_by_luma_and_colour_pixels_are_marked(tmp_path):
-    image = read_dicom(_save(examples.rgb_color, tmp_path / "rgb.dcm"))
-    rgb = examples.rgb_color.pixel_array.astype(np.float64)
+    image = read_dicom(_save(example("rgb_color"), tmp_path / "rgb.dcm"))
+    rgb = example("rgb_color").pixel_array.astype(np.float64)
     expected = np.rint(rgb @ [0.299, 0.587, 0.114]).astype(np.uint8)
     assert np.array_equal(image.volume.frames[0], expected)
     spread = rgb.max(-1) - rgb.min(-1)
@@ -43,8 +46,7 @@ def test_colour_is_grey_by_luma_and_colour_pixels_are_marked(tmp_path):
 
 
 def test_palette_colour_goes_through_its_lookup_table(tmp_path):
-    from pydicom.pixels import apply_color_lut
-    ds = examples.palette_color
+    ds = example("palette_color")
     image = read_dicom(_save(ds, tmp_path / "pal.dcm"))
     lut = apply_color_lut(ds.pixel_array, ds)
     rgb8 = np.rint(lut.astype(np.float64) * 255 / 65535) if lut.max() > 255 else lut.astype(np.float64)
@@ -53,13 +55,13 @@ def test_palette_colour_goes_through_its_lookup_table(tmp_path):
 
 
 def test_jpeg2000_ybr_rct_decodes(tmp_path):
-    image = read_dicom(_save(examples.jpeg2k, tmp_path / "j2k.dcm"))
+    image = read_dicom(_save(example("jpeg2k"), tmp_path / "j2k.dcm"))
     assert image.volume.frames.shape == (1, 480, 640)
-    assert np.array_equal(image.rgb[0], examples.jpeg2k.pixel_array)
+    assert np.array_equal(image.rgb[0], example("jpeg2k").pixel_array)
 
 
 def _grey_dataset(photometric="MONOCHROME2", bits=8):
-    ds = copy.deepcopy(examples.rgb_color)
+    ds = example("rgb_color")
     grey = np.arange(240 * 320).reshape(240, 320) % (2 ** bits - 1)
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     del ds.PlanarConfiguration
@@ -78,11 +80,11 @@ def test_monochrome1_is_inverted_so_bright_means_echo(tmp_path):
 
 
 def test_planar_rgb_reads_like_interleaved(tmp_path):
-    ds = copy.deepcopy(examples.rgb_color)
+    ds = example("rgb_color")
     ds.PlanarConfiguration = 1
-    ds.PixelData = np.ascontiguousarray(examples.rgb_color.pixel_array.transpose(2, 0, 1)).tobytes()
+    ds.PixelData = np.ascontiguousarray(example("rgb_color").pixel_array.transpose(2, 0, 1)).tobytes()
     planar = read_dicom(_save(ds, tmp_path / "planar.dcm"))
-    interleaved = read_dicom(_save(examples.rgb_color, tmp_path / "inter.dcm"))
+    interleaved = read_dicom(_save(example("rgb_color"), tmp_path / "inter.dcm"))
     assert np.array_equal(planar.rgb, interleaved.rgb)
 
 
@@ -111,7 +113,7 @@ def test_truncated_and_non_image_files_give_clear_errors(tmp_path, ybr_cine):
     cut.write_bytes(ybr_cine.read_bytes()[:3000])
     with pytest.raises(InputError, match="cut.dcm: (not a readable DICOM file|cannot decode the pixels|DICOM file without)"):
         read_dicom(cut)
-    ds = copy.deepcopy(examples.rgb_color)
+    ds = example("rgb_color")
     del ds.PixelData
     with pytest.raises(InputError, match="DICOM file without image pixels"):
         read_dicom(_save(ds, tmp_path / "nopix.dcm"))
@@ -184,7 +186,7 @@ def test_output_passes_dciodvfy_with_no_error_of_its_own(name, tmp_path):
     """dicom3tools' validator (installed by .ci/run); errors already in pydicom's example files are theirs."""
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy not installed (apt-get install dicom3tools); CI installs it")
-    src = _save(getattr(examples, name), tmp_path / "src.dcm")
+    src = _save(example(name), tmp_path / "src.dcm")
     image = read_dicom(src)
     out = write_dicom(tmp_path / "out.dcm", image, image.volume.frames, "0" * 64)
     new_errors = _dciodvfy_errors(out) - _dciodvfy_errors(src)
@@ -221,14 +223,21 @@ CODEC_FILES = {
 }
 
 
+def _codec_file(name):
+    path = pydicom_file(name)
+    if path is None:
+        pytest.skip(f"{name} is in neither pydicom {pydicom.__version__}'s test files nor pydicom-data")
+    return path
+
+
 @pytest.mark.parametrize("name", sorted(CODEC_FILES))
 def test_every_transfer_syntax_and_photometric_decodes_to_the_expected_grey(name):
-    from pydicom.data import get_testdata_file
-    path = get_testdata_file(name)
+    path = _codec_file(name)
     ds = pydicom.dcmread(path)
     assert (ds.file_meta.TransferSyntaxUID.name, ds.PhotometricInterpretation) == CODEC_FILES[name]
     image = read_dicom(path)
-    pixels = ds.pixel_array.reshape((image.volume.frames.shape[0],) + ds.pixel_array.shape[-(3 if ds.SamplesPerPixel == 3 else 2):])
+    decoded = decode_pixels(ds)  # the same pixels under pydicom 2.4 and 3: see the next test
+    pixels = decoded.reshape((image.volume.frames.shape[0],) + decoded.shape[-(3 if ds.SamplesPerPixel == 3 else 2):])
     if ds.SamplesPerPixel == 3:
         rgb = pixels if ds.BitsAllocated == 8 else np.rint(pixels / 257.0)
         expected = np.rint(rgb.astype(np.float64) @ [0.299, 0.587, 0.114])
@@ -238,14 +247,44 @@ def test_every_transfer_syntax_and_photometric_decodes_to_the_expected_grey(name
     assert np.array_equal(image.volume.frames, expected.astype(image.volume.frames.dtype))
 
 
+# SHA-256 (first 16 hex digits) of the pixels pydicom 3.0 decodes, little-endian: pydicom 2.4 must give the same.
+PYDICOM_3_PIXELS = {
+    "MR_small_bigendian.dcm": "88617aaa46138fb1",
+    "SC_rgb_small_odd_big_endian.dcm": "ef2df252ba3cd066",
+    "SC_rgb_rle_2frame.dcm": "026dac3bc332e46b",
+    "SC_jpeg_no_color_transform.dcm": "b095963c15d9d3d8",  # JPEG storing RGB: no colour transform
+    "JPGExtended.dcm": "b1d76492f77a12c5",
+    "SC_rgb_jpeg_gdcm.dcm": "169e619557b12114",
+    "MR_small_jpeg_ls_lossless.dcm": "88617aaa46138fb1",
+    "MR_small_jp2klossless.dcm": "88617aaa46138fb1",
+    "GDCMJ2K_TextGBR.dcm": "bea5673fdd49313f",
+    "SC_ybr_full_422_uncompressed.dcm": "ddb100d8f45a7fbf",  # YCbCr stored: RGB out
+    "SC_rgb_dcmtk_+eb+cy+np.dcm": "dd0201297dfb9448",  # JPEG YBR_FULL_422: RGB out
+    "examples_ybr_color.dcm": "4e5a7293e30281ca",  # a JPEG echo cine, as scanners write them
+    "examples_palette.dcm": "66e6c512c39591b2",
+    "examples_jpeg2k.dcm": "e16892020c73095e",
+    "JPGLosslessP14SV1_1s_1f_8b.dcm": "36e27e4f1e87a7d5",  # pydicom-data's ultrasound files from here on
+    "gdcm-US-ALOKA-16.dcm": "ee2a4d1309ce1587",
+    "color3d_jpeg_baseline.dcm": "2701df1f19ab67d8",
+    "US1_J2KR.dcm": "e16892020c73095e",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYDICOM_3_PIXELS))
+def test_pydicom_2_4_and_3_decode_the_same_pixels(name):
+    """Slicer 5.10 ships pydicom 2.4.4: CI runs this file with it too (.ci/run)."""
+    pixels = np.ascontiguousarray(decode_pixels(pydicom.dcmread(_codec_file(name))))
+    digest = hashlib.sha256(pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()).hexdigest()
+    assert digest[:16] == PYDICOM_3_PIXELS[name]
+
+
 def test_ybr_full_uncompressed_is_converted_to_rgb_first(tmp_path):
-    from pydicom.pixels import convert_color_space
-    ds = copy.deepcopy(examples.rgb_color)
-    ybr = convert_color_space(examples.rgb_color.pixel_array, "RGB", "YBR_FULL")
+    ds = example("rgb_color")
+    ybr = convert_color_space(example("rgb_color").pixel_array, "RGB", "YBR_FULL")
     ds.PhotometricInterpretation = "YBR_FULL"
     ds.PixelData = ybr.tobytes()
     image = read_dicom(_save(ds, tmp_path / "ybr.dcm"))
-    assert np.abs(image.rgb[0].astype(int) - examples.rgb_color.pixel_array).max() <= 2  # YCbCr round trip
+    assert np.abs(image.rgb[0].astype(int) - example("rgb_color").pixel_array).max() <= 2  # YCbCr round trip
 
 
 def test_non_image_dicom_is_named(tmp_path):
@@ -261,14 +300,14 @@ def test_files_of_one_series_stay_one_new_series(tiny_model, tmp_path):
     study = tmp_path / "series"
     study.mkdir()
     for i in range(3):
-        ds = copy.deepcopy(examples.rgb_color)
+        ds = example("rgb_color")
         ds.SOPInstanceUID, ds.InstanceNumber = pydicom.uid.generate_uid(), i + 1
         _save(ds, study / f"img{i}.dcm")
     reports = denoise_files([study], tmp_path / "out", model=tiny_model, device="cpu")
     assert all(r.ok for r in reports)
     out = [pydicom.dcmread(tmp_path / "out" / f"img{i}.dcm") for i in range(3)]
     assert len({d.SeriesInstanceUID for d in out}) == 1
-    assert out[0].SeriesInstanceUID != examples.rgb_color.SeriesInstanceUID
+    assert out[0].SeriesInstanceUID != example("rgb_color").SeriesInstanceUID
     assert len({d.SOPInstanceUID for d in out}) == 3
 
 
@@ -281,25 +320,26 @@ def test_a_dicomdir_expands_to_the_images_it_lists():
     assert all(not str(rel).startswith("/") for _, rel in found)
 
 
+@pytest.mark.skipif(pydicom_major() < 3, reason="pydicom 2.4 cannot encode JPEG 2000, which makes this test's file")
 def test_ybr_ict_jpeg2000_decodes_to_rgb(tmp_path):
     from pydicom.uid import JPEG2000
-    ds = copy.deepcopy(examples.rgb_color)
+    ds = example("rgb_color")
     ds.compress(JPEG2000, j2k_cr=[10], use_mct=True)  # irreversible colour transform
     ds.PhotometricInterpretation = "YBR_ICT"
     image = read_dicom(_save(ds, tmp_path / "ict.dcm"))
-    error = np.abs(image.rgb[0].astype(int) - examples.rgb_color.pixel_array.astype(int))
+    error = np.abs(image.rgb[0].astype(int) - example("rgb_color").pixel_array.astype(int))
     assert error.mean() < 8  # lossy 10:1; a colour-space mix-up would be off by tens of levels
 
 
 def test_segmented_16_bit_palette_is_expanded(tmp_path):
-    ds = copy.deepcopy(examples.palette_color)
+    ds = example("palette_color")
     for colour, end in (("Red", 65535), ("Green", 32768), ("Blue", 0)):
         delattr(ds, f"{colour}PaletteColorLookupTableData")
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
         segments = np.array([0, 1, 0, 1, 255, end], dtype="<u2").tobytes()  # discrete 0, then linear ramp
         ds.add_new(pydicom.datadict.tag_for_keyword(f"Segmented{colour}PaletteColorLookupTableData"), "OW", segments)
     image = read_dicom(_save(ds, tmp_path / "segmented.dcm"))
-    index = examples.palette_color.pixel_array.astype(np.float64)
+    index = example("palette_color").pixel_array.astype(np.float64)
     assert np.array_equal(image.rgb[0][..., 0], np.rint(np.rint(index / 255 * 65535) / 257).astype(np.uint8))
     assert image.rgb[0][..., 2].max() == 0 and image.rgb[0][..., 1].max() == 128
 
@@ -325,8 +365,8 @@ def test_a_folder_of_several_series_cannot_become_one_file(tiny_model, tmp_path)
     from speckle2self.pipeline import denoise_files
     study = tmp_path / "two"
     study.mkdir()
-    _save(examples.rgb_color, study / "a.dcm")
-    other = copy.deepcopy(examples.rgb_color)
+    _save(example("rgb_color"), study / "a.dcm")
+    other = example("rgb_color")
     other.SeriesInstanceUID = pydicom.uid.generate_uid()
     _save(other, study / "b.dcm")
     reports = denoise_files([study], tmp_path / "one.nrrd", model=tiny_model, device="cpu")
@@ -335,11 +375,41 @@ def test_a_folder_of_several_series_cannot_become_one_file(tiny_model, tmp_path)
 
 
 def test_8_bit_palette_lookup_tables(tmp_path):
-    ds = copy.deepcopy(examples.palette_color)
+    ds = example("palette_color")
     ramp = np.arange(256, dtype=np.uint8)
     for colour, lut in (("Red", ramp), ("Green", 255 - ramp), ("Blue", ramp // 2)):
         setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 8])
         setattr(ds, f"{colour}PaletteColorLookupTableData", lut.tobytes())
     image = read_dicom(_save(ds, tmp_path / "pal8.dcm"))
-    index = examples.palette_color.pixel_array.astype(np.uint8)
+    index = example("palette_color").pixel_array.astype(np.uint8)
     assert np.array_equal(image.rgb[0], np.stack([index, 255 - index, index // 2], axis=-1))
+
+
+def test_a_compressed_file_no_decoder_can_read_names_the_decoders_to_install(ybr_cine, monkeypatch):
+    """Slicer ships no pylibjpeg: pydicom then fails on JPEG 2000, JPEG-LS and lossless JPEG files."""
+    def no_decoder(ds):
+        raise RuntimeError("Unable to decode the pixel data as there are no pixel data handlers available")
+    monkeypatch.setattr("speckle2self.io.dicom_read.decode_pixels", no_decoder)
+    with pytest.raises(InputError, match=r"cine.dcm: cannot decode the pixels \(JPEG Baseline.*pylibjpeg-libjpeg"):
+        read_dicom(ybr_cine)
+
+
+def test_a_librarys_own_failure_on_one_file_is_reported_and_the_batch_goes_on(tiny_model, tmp_path, monkeypatch):
+    from speckle2self import pipeline
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        ds = example("rgb_color")
+        ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+        _save(ds, study / name)
+    write = pipeline.write_dicom
+
+    def fails_on_a(path, *args, **kwargs):
+        if Path(path).name == "a.dcm":
+            raise ValueError("With tag (0028,0010) got exception: bad value")
+        return write(path, *args, **kwargs)
+    monkeypatch.setattr(pipeline, "write_dicom", fails_on_a)
+    reports = pipeline.denoise_files([study], tmp_path / "out", model=tiny_model, device="cpu")
+    assert [(r.input.name, r.ok) for r in reports] == [("a.dcm", False), ("b.dcm", True)]
+    assert "ValueError: With tag (0028,0010) got exception: bad value" in reports[0].error
+    assert (tmp_path / "out" / "b.dcm").is_file() and not (tmp_path / "out" / "a.dcm").exists()

@@ -157,12 +157,18 @@ def test_output_sequences_are_not_made_with_copy_sequence_index(tree):
     assert _calls(tree, "CopySequenceIndex") == []
 
 
-def test_output_sequence_gets_index_name_unit_type_and_data_node_class(tree):
+def test_output_sequence_gets_index_name_unit_and_type(tree):
     function = _function(tree, "_denoiseSequence")
     for setter in ("SetIndexName", "SetIndexUnit", "SetIndexType"):
         assert _calls(function, setter), setter
-    class_name = [c for c in _calls(function, "SetAttribute") if ast.literal_eval(c.args[0]) == "DataNodeClassName"]
-    assert class_name and ast.literal_eval(class_name[0].args[1]) == "vtkMRMLScalarVolumeNode"
+
+
+def test_output_sequence_keeps_slicers_defaults_for_class_name_and_proxy_name(tree):
+    # GetDataNodeClassName() reads the first item's class; overwriting the proxy name would rename
+    # the output proxy on every frame ('… [time=…s]') and fire events while a cine plays.
+    function = _function(tree, "_denoiseSequence")
+    assert not [c for c in _calls(function, "SetAttribute") if ast.literal_eval(c.args[0]) == "DataNodeClassName"]
+    assert _calls(tree, "SetOverwriteProxyName") == []
 
 
 def test_both_views_get_their_orientation_set_before_they_are_rotated_and_fitted(tree):
@@ -183,20 +189,40 @@ def test_the_loss_chart_is_put_in_the_layout_only_when_it_is_first_made(tree):
     assert ast.unparse(keywords["show"]) == f"not {ast.unparse(keywords['nodes'])}"
 
 
-def test_pytorch_is_installed_from_the_panel_only_with_its_buttons_locked(tree):
-    installs = [c for c in _calls(tree, "ensureTorch") if any(k.arg == "interactive" and k.value.value is True
-                                                              for k in c.keywords)]
-    guard = _function(tree, "_ensureTorch")
+def test_packages_are_installed_from_the_panel_only_with_its_buttons_locked(tree):
+    installs = [c for c in _calls(tree, "ensureDependencies") if any(k.arg == "interactive" and k.value.value is True
+                                                                     for k in c.keywords)]
+    guard = _function(tree, "_ensureDependencies")
     assert installs and all(any(c is i for c in ast.walk(guard)) for i in installs)
     locks = [n for n in ast.walk(guard) if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "self._installing"
              and n.value.value is True]
     assert locks and locks[0].lineno < installs[0].lineno
 
 
-def test_input_selectors_hide_labelmaps_dwi_and_dti_volumes(tree):
+def test_one_dialog_lists_every_missing_or_outdated_package_and_pytorch_is_version_checked(tree):
+    ensure = ast.unparse(_method(tree, "Speckle2SelfLogic", "ensureDependencies"))
+    assert "dependency_question(problems)" in ensure and "self.dependencyProblems(" in ensure
+    assert "torch.detail" in ensure  # installed but broken: say what to do, no reinstall
+    problems = ast.unparse(_method(tree, "Speckle2SelfLogic", "dependencyProblems"))
+    assert "self.torchProblem()" in problems and "package_problems(" in problems
+    assert "torchVersionRequirement=f'>={TORCH_MINIMUM}'" in ast.unparse(_method(tree, "Speckle2SelfLogic", "_installTorch"))
+    pip = ast.unparse(_method(tree, "Speckle2SelfLogic", "_pipInstall"))
+    assert "packaging.pip_install(" in pip and "slicer.util.pip_install(" in pip
+
+
+def test_a_pytorch_that_cannot_load_does_not_break_the_panel(tree):
+    """enter() shows deviceDescription(), which reports the problem instead of importing torch blindly."""
+    assert "self.logic.deviceDescription" in _called_names(_method(tree, "Speckle2SelfWidget", "enter"))
+    describe = _method(tree, "Speckle2SelfLogic", "deviceDescription")
+    assert _first_line(describe, "self.torchProblem") < min(n.lineno for n in ast.walk(describe)
+                                                            if isinstance(n, ast.ImportFrom))
+
+
+def test_input_selectors_hide_labelmaps_dwi_tensor_and_multivolumes(tree):
     constant = next(n for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "NOT_INPUT_CLASSES")
     assert set(ast.literal_eval(constant.value)) == {"vtkMRMLLabelMapVolumeNode", "vtkMRMLDiffusionWeightedVolumeNode",
-                                                     "vtkMRMLDiffusionTensorVolumeNode"}
+                                                     "vtkMRMLDiffusionTensorVolumeNode", "vtkMRMLTensorVolumeNode",
+                                                     "vtkMRMLMultiVolumeNode"}
     loop = next(n for n in ast.walk(_function(tree, "setup")) if isinstance(n, ast.For)
                 and "hideChildNodeTypes" in ast.unparse(n))
     assert {ast.unparse(e) for e in loop.iter.elts} == {"self.ui.inputSelector", "self.ui.finetuneVolumesSelector"}
@@ -215,7 +241,7 @@ def _test_class(tree) -> ast.ClassDef:
 def test_in_slicer_tests_cover_views_sequence_class_name_and_cancel(tree):
     source = ast.unparse(_test_class(tree))
     assert "def test_views_show_input_and_result_face_on_in_one_orientation" in source
-    assert "GetAttribute('DataNodeClassName')" in source
+    assert "outSequence.GetDataNodeClassName()" in source
     assert "def test_cancel_leaves_no_node" in source and "def test_cancelling_a_cine_leaves_no_sequence" in source
 
 
@@ -266,3 +292,122 @@ def test_live_mode_touches_nodes_only_from_the_timer_on_the_main_thread(tree):
     live_call = next(n for n in ast.walk(init) if isinstance(n, ast.Call) and ast.unparse(n.func) == "LiveDenoiser")
     assert "on_result" not in {k.arg for k in live_call.keywords}
     assert "self.live.latest" in _called_names(_method(tree, "LiveSession", "_deliver"))
+
+
+# Live mode and fine-tuning sessions start and stop cleanly (issue 19)
+
+def _first_line(function: ast.FunctionDef, dotted: str) -> int:
+    lines = [n.lineno for n in ast.walk(function) if isinstance(n, ast.Call) and ast.unparse(n.func) == dotted]
+    assert lines, f"{function.name} does not call {dotted}"
+    return min(lines)
+
+
+def test_live_reads_its_input_before_it_makes_a_thread_node_observer_or_timer(tree):
+    init = _method(tree, "LiveSession", "__init__")
+    read = _first_line(init, "self._readFrames")
+    for maker in ("LiveDenoiser", "slicer.mrmlScene.AddNewNodeByClass", "self.addObserver", "qt.QTimer"):
+        assert read < _first_line(init, maker), maker
+    assert "live_frames" in ast.unparse(_method(tree, "LiveSession", "_readFrames"))
+
+
+def test_a_live_start_that_fails_part_way_releases_what_it_made(tree):
+    init = _method(tree, "LiveSession", "__init__")
+    guard = next(n for n in init.body if isinstance(n, ast.Try))
+    made = {ast.unparse(n.func) for n in ast.walk(ast.Module(body=guard.body, type_ignores=[])) if isinstance(n, ast.Call)}
+    assert {"LiveDenoiser", "slicer.mrmlScene.AddNewNodeByClass", "self.addObserver", "qt.QTimer"} <= made
+    handler = ast.unparse(guard.handlers[0])
+    assert "self.stop(removeOutput=True)" in handler and handler.rstrip().endswith("raise")
+    stop = ast.unparse(_method(tree, "LiveSession", "stop"))
+    assert "slicer.mrmlScene.RemoveNode(self.outputNode)" in stop
+
+
+def test_live_views_are_set_up_when_the_first_result_has_arrived(tree):
+    assert "showSideBySide" not in ast.unparse(_method(tree, "Speckle2SelfWidget", "onLiveToggled"))
+    assert "self.logic.showSideBySide" in _called_names(_method(tree, "Speckle2SelfWidget", "_onLiveFirstResult"))
+    deliver = _method(tree, "LiveSession", "_deliver")
+    first = _first_line(deliver, "self.onFirstResult")
+    for setter in ("slicer.util.updateVolumeFromArray", "self.outputNode.SetIJKToRASMatrix",
+                   "self.outputNode.SetAndObserveTransformNodeID"):
+        assert _first_line(deliver, setter) < first, setter
+
+
+def test_live_observes_a_streaming_volumes_image_data_so_that_it_keeps_decoding(tree):
+    observe = ast.unparse(_method(tree, "LiveSession", "_observeImageData"))
+    assert "vtkMRMLStreamingVolumeNode" in observe and "GetImageData()" in observe
+    assert "self.addObserver(imageData, vtk.vtkCommand.ModifiedEvent" in observe
+    for caller in ("__init__", "onInputModified"):
+        assert "self._observeImageData" in _called_names(_method(tree, "LiveSession", caller))
+
+
+def test_ended_sessions_disconnect_their_timers_and_drop_model_and_panel(tree):
+    stop = ast.unparse(_method(tree, "LiveSession", "stop"))
+    assert "self._timer.disconnect('timeout()', self._deliver)" in stop
+    assert "self.live = None" in stop and "self.onUpdate = self.onFirstResult = None" in stop
+    disconnect = ast.unparse(_method(tree, "FinetuneProcess", "_disconnect"))
+    assert "self._timer.disconnect('timeout()', self._deliver)" in disconnect and "self.onEvent = None" in disconnect
+
+
+def test_fine_tuning_removes_its_export_folder_and_chart(tree):
+    assert "shutil.rmtree(self.spec.parent" in ast.unparse(_method(tree, "FinetuneProcess", "_finish"))
+    release = ast.unparse(_method(tree, "FinetuneProcess", "release"))
+    assert "slicer.mrmlScene.RemoveNode(item)" in release and "self._plotNodes" in release
+    assert "self._finetuneDone.release" in _called_names(_method(tree, "Speckle2SelfWidget", "onFinetuneStart"))
+
+
+def test_reload_releases_fine_tuning_and_live_sessions(tree):
+    cleanup = _method(tree, "Speckle2SelfWidget", "cleanup")
+    assert {"run.release", "self._stopLive", "self.removeObservers"} <= _called_names(cleanup)
+    assert "(self._finetune, self._finetuneDone)" in ast.unparse(cleanup)
+
+
+def test_in_slicer_tests_cover_live_on_a_bad_input_dicom_files_and_the_sample_cine(tree):
+    source = ast.unparse(_test_class(tree))
+    for name in ("test_live_start_on_a_bad_input_leaves_nothing_behind", "test_live_shows_the_first_result_and_stops_cleanly",
+                 "test_a_dicom_file_goes_through_denoise_files", "test_the_sample_loads_as_a_cine_and_is_denoised_as_one"):
+        assert f"def {name}" in source and f"self.{name}()" in source
+
+
+# Packaging and developer details (issue 19)
+
+def test_index_entry_is_formatted_as_the_index_lints_it():
+    """The index's prettier check puts one array element per line (json.dumps(indent=2) does the same)."""
+    text = (ROOT / "Speckle2Self.json").read_text()
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    assert '"build_dependencies": [\n    "PyTorch"\n  ]' in text
+
+
+def test_cmake_minimum_is_the_slicer_5_10_templates():
+    assert (ROOT / "CMakeLists.txt").read_text().startswith("cmake_minimum_required(VERSION 3.20.6...3.22.6 FATAL_ERROR)")
+
+
+def test_the_module_imports_only_what_it_uses(tree):
+    imported = {a.asname or a.name.split(".")[0] for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names if a.name != "annotations"}
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert imported - used == set()
+
+
+def test_the_bundled_engine_comes_first_on_sys_path_and_a_foreign_copy_is_forgotten(tree):
+    prefer = ast.unparse(_function(tree, "useBundledEngine"))
+    assert "sys.path.insert(0, folder)" in prefer and "forgetEngineModules()" in prefer
+    calls = [n for n in tree.body if isinstance(n, ast.Expr) and ast.unparse(n) == "useBundledEngine()"]
+    first_class = min(n.lineno for n in tree.body if isinstance(n, ast.ClassDef))
+    assert calls and calls[0].lineno < first_class  # before anything can import the engine
+
+
+def test_reload_also_reloads_the_engine(tree):
+    reload = _method(tree, "Speckle2SelfWidget", "onReload")
+    assert _called_names(reload) == {"forgetEngineModules", "ScriptedLoadableModuleWidget.onReload"}
+
+
+def test_the_icon_is_found_in_the_source_tree_too(tree):
+    assert "self.parent.icon = qt.QIcon(str(resourceFile('Icons/Speckle2Self.png')))" in ast.unparse(
+        _function(tree, "__init__", "Speckle2Self"))
+
+
+def test_the_estimate_times_writing_back_as_the_run_writes(tree):
+    estimate = ast.unparse(_method(tree, "Speckle2SelfLogic", "estimateRun"))
+    assert "write_frame=self._frameWriter(sequence, scratch, frameNode)" in estimate
+    assert "slicer.mrmlScene.RemoveNode(scratch)" in estimate  # the throwaway sequence goes
+    assert "self._frameWriter(inputSequence, outputSequence, frameNode)" in ast.unparse(
+        _method(tree, "Speckle2SelfLogic", "_denoiseSequence"))

@@ -1,8 +1,10 @@
 """The Slicer adapter's logic, tested without Slicer: arrays in the shapes Slicer gives
 (arrayFromVolume: (K, J, I) scalar, (K, J, I, C) vector; one (1, J, I[, C]) array per sequence item)."""
+import gc
 import hashlib
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,11 @@ import pytest
 
 from speckle2self.errors import Cancelled, InputError
 from speckle2self.inference import denoise
-from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, ProgressRelay, RunEstimate, blend, chunks,
+from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, RunEstimate, StageProgress, blend, chunks,
                                          denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
                                          display_window, duration_text, estimate_run, frame_plane_orientation,
-                                         frames_from_volume_array, free_model_path, loss_curve_rows, sample_data_source)
+                                         frames_from_volume_array, free_model_path, live_frames, write_sequence_nrrd,
+                                         Problem, dependency_question, package_problems, torch_problem, version_tuple, loss_curve_rows, sample_data_source)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "Resources"
 
@@ -46,6 +49,25 @@ def test_wrong_array_shapes_are_named():
         frames_from_volume_array(np.zeros((4, 5)), is_vector=False)
 
 
+def test_live_mode_takes_the_grey_frames_of_a_scalar_or_colour_input():
+    rgb = np.zeros((1, 4, 5, 3), np.uint8)
+    rgb[..., 0] = 100
+    assert np.array_equal(live_frames(rgb, True), np.full((1, 4, 5), 30, np.uint8))  # 0.299 · 100
+    scalar = np.arange(20, dtype=np.int16).reshape(1, 4, 5)
+    assert live_frames(scalar, False) is scalar
+
+
+@pytest.mark.parametrize("array, is_vector, class_name, message", [
+    (None, False, "vtkMRMLScalarVolumeNode", "no image data yet: start the stream"),
+    (np.zeros((3, 4, 5, 6)), False, "vtkMRMLMultiVolumeNode", "MultiVolume .* is not a live image"),
+    (np.zeros((1, 4, 5, 6)), True, "vtkMRMLVectorVolumeNode", "6 components is not a colour image"),
+    (np.zeros((2, 4, 5, 2, 2)), False, "vtkMRMLScalarVolumeNode", "should give a \\(K, J, I\\) array"),
+])
+def test_live_mode_refuses_an_input_it_cannot_show_before_it_makes_anything(array, is_vector, class_name, message):
+    with pytest.raises(InputError, match=message):
+        live_frames(array, is_vector, class_name)
+
+
 def test_blend_mixes_in_the_inputs_dtype():
     a = np.full((2, 2), 100, np.uint8)
     b = np.full((2, 2), 200, np.uint8)
@@ -55,14 +77,16 @@ def test_blend_mixes_in_the_inputs_dtype():
         blend(a, b, 1.5)
 
 
-def test_progress_relay_reports_whole_job_counts_and_rate():
+def test_stage_progress_reports_frames_rate_and_the_stages_part_of_the_bar():
     ticks = iter([0.0, 2.0, 4.0])
     seen = []
-    relay = ProgressRelay(10, seen.append, clock=lambda: next(ticks))
-    relay.at_offset(0)(4, 4)
-    relay.at_offset(4)(6, 6)
-    assert seen == [ProgressInfo(4, 10, 2.0), ProgressInfo(10, 10, 2.5)]
-    assert seen[1].percent == 100 and seen[1].text == "10 / 10 frames, 2.5 frames/s"
+    writing = StageProgress("writing", 10, seen.append, clock=lambda: next(ticks))
+    writing.report(4)
+    writing.callback()(10, 10)
+    assert [(i.done, i.frames_per_second, i.stage) for i in seen] == [(4, 2.0, "writing"), (10, 2.5, "writing")]
+    assert [i.percent for i in seen] == [91, 100]  # writing back fills the last 15 % of a cine's bar
+    assert seen[1].text == "Writing: 10 / 10 frames, 2.5 frames/s"
+    assert ProgressInfo(5, 10, 1.0).percent == 50  # a single volume: denoising is the whole bar
 
 
 def test_chunks_cover_everything_once():
@@ -113,14 +137,100 @@ def test_rgb_cine_is_denoised_as_grey(tiny_model, cine):
     assert notes == ["converted RGB to grey (0.299 R + 0.587 G + 0.114 B)"]
 
 
+def _denoising(seen):
+    return [i for i in seen if i.stage == "denoising"]
+
+
 def test_cine_cancel_stops_after_the_current_batch_and_writes_nothing(tiny_model, cine):
     written = {}
     seen = []
     with pytest.raises(Cancelled, match="after 1 of 5 frames"):
         denoise_frame_stream(_sequence(cine).__getitem__, written.__setitem__, 5, False, chunk=2,
-                             progress=seen.append, should_stop=lambda: len(seen) >= 1,
+                             progress=seen.append, should_stop=lambda: len(_denoising(seen)) >= 1,
                              model=tiny_model, device="cpu", batch_size=1)
-    assert written == {} and len(seen) == 1
+    assert written == {} and len(_denoising(seen)) == 1
+
+
+def test_a_cine_run_reports_reading_denoising_and_writing_back_in_order(tiny_model, cine):
+    seen = []
+    denoise_frame_stream(_sequence(cine).__getitem__, {}.__setitem__, 5, False, chunk=2, progress=seen.append,
+                         model=tiny_model, device="cpu", batch_size=2)
+    assert [i.stage for i in seen] == ["reading", "denoising", "denoising", "denoising", "writing", "writing", "writing"]
+    assert [i.percent for i in seen] == sorted(i.percent for i in seen) and seen[-1].percent == 100
+    assert [i.done for i in seen if i.stage == "writing"] == [2, 4, 5]
+
+
+def test_a_cine_can_be_cancelled_while_its_frames_are_read(tiny_model, cine):
+    reads = []
+
+    def read(i):
+        reads.append(i)
+        return _sequence(cine)[i % 5]
+    with pytest.raises(Cancelled, match="while reading the cine"):
+        denoise_frame_stream(read, {}.__setitem__, 40, False, should_stop=lambda: len(reads) >= 16,
+                             model=tiny_model, device="cpu")
+    assert len(reads) == 16  # stopped at the next check, every 16 frames, not after the whole cine
+
+
+def test_a_cine_can_be_cancelled_while_it_is_written_back(tiny_model, cine):
+    written = {}
+    with pytest.raises(Cancelled, match="while writing back the cine"):
+        denoise_frame_stream(_sequence(cine).__getitem__, written.__setitem__, 5, False, chunk=2,
+                             should_stop=lambda: len(written) >= 2, model=tiny_model, device="cpu")
+    assert sorted(written) == [0, 1]  # the caller removes the partial output (the module removes its sequence)
+
+
+class _TrackedMemmap(np.memmap):
+    """np.memmap that remembers (weakly) itself and every view made of it."""
+
+    alive: list = []
+
+    def __array_finalize__(self, obj):
+        super().__array_finalize__(obj)
+        _TrackedMemmap.alive.append(weakref.ref(self))
+
+
+def _views_of_scratch_files_left():
+    gc.collect()
+    return [r() for r in _TrackedMemmap.alive if r() is not None]
+
+
+@pytest.mark.parametrize("stop_when_written", [None, 2])
+def test_no_view_of_the_scratch_files_is_left_when_they_are_deleted(tiny_model, cine, monkeypatch, tmp_path,
+                                                                    stop_when_written):
+    """Windows cannot delete a file that is still mapped (WinError 32): the last frame written
+    was a view into the output map (blend returns the result itself at strength 1)."""
+    import shutil
+    _TrackedMemmap.alive = []
+    monkeypatch.setattr(np, "memmap", _TrackedMemmap)
+    left_at_cleanup = []
+    remove = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        left_at_cleanup.extend(_views_of_scratch_files_left())
+        remove(path, *args, **kwargs)
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    written = {}
+    stop = (lambda: len(written) >= stop_when_written) if stop_when_written else None
+    try:
+        denoise_frame_stream(_sequence(cine).__getitem__, written.__setitem__, 5, False, chunk=2, should_stop=stop,
+                             scratch_dir=tmp_path, model=tiny_model, device="cpu")
+    except Cancelled:
+        assert stop_when_written
+    assert len(_TrackedMemmap.alive) > 2 and left_at_cleanup == []
+    assert list(tmp_path.iterdir()) == []  # the scratch folder is gone
+    assert all(type(frame) is np.ndarray for frame in written.values())  # copies, not views of the map
+
+
+def test_a_scratch_folder_that_cannot_be_removed_leaves_the_result_and_a_note(tiny_model, cine, monkeypatch):
+    def locked(path, *args, **kwargs):
+        raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+    monkeypatch.setattr("shutil.rmtree", locked)
+    written = {}
+    notes = denoise_frame_stream(_sequence(cine).__getitem__, written.__setitem__, 5, False, model=tiny_model,
+                                 device="cpu")
+    assert sorted(written) == list(range(5))
+    assert len(notes) == 1 and "could not be removed (The process cannot access the file" in notes[0]
 
 
 def _brightening_bmode_cine(cine):
@@ -192,14 +302,23 @@ def test_collect_frames_stacks_a_cine_as_grey(cine):
 def test_a_long_run_is_estimated_from_one_timed_batch_of_the_first_frames(tiny_model, cine):
     items = _sequence(cine)
     reads = []
-    ticks = iter([10.0, 12.0])
+    ticks = iter([10.0, 10.0, 12.0, 12.0])
 
     def read(i):
         reads.append(i)
         return items[i % len(items)]
 
     estimate = estimate_run(read, 40, False, clock=lambda: next(ticks), model=tiny_model, device="cpu", batch_size=2)
-    assert estimate == RunEstimate(frames=40, seconds=40.0) and reads == [0, 1]
+    assert estimate.frames == 40 and estimate.seconds == 40.0 and reads == [0, 1]
+
+
+def test_the_estimate_includes_reading_the_frames_and_writing_them_back(tiny_model, cine):
+    ticks = iter([0.0, 1.0, 11.0, 13.0])  # read 2 frames: 1 s, denoise: 10 s, write back: 2 s
+    written = []
+    estimate = estimate_run(lambda i: _sequence(cine)[i], 40, False, write_frame=lambda i, f: written.append(i),
+                            clock=lambda: next(ticks), model=tiny_model, device="cpu", batch_size=2)
+    assert estimate == RunEstimate(frames=40, seconds=260.0, stage_seconds=(20.0, 200.0, 40.0))
+    assert written == [0, 1]
 
 
 def test_the_default_batch_is_the_one_the_run_uses(tiny_model, cine):
@@ -214,8 +333,9 @@ def test_only_runs_longer_than_the_threshold_need_a_confirmation():
 
 
 def test_the_question_names_frames_and_duration():
-    assert RunEstimate(1200, 200.0).question == ("This cine has 1200 frames; denoising them takes about 3 min "
-                                                 "(measured on the first frames). Denoise all frames now?")
+    assert RunEstimate(1200, 200.0).question == (
+        "This cine has 1200 frames; denoising them takes about 3 min, reading and writing back the frames included "
+        "(measured on the first frames). Denoise all frames now?")
 
 
 def test_durations_are_rounded_the_way_a_person_says_them():
@@ -259,16 +379,45 @@ def test_a_model_name_cannot_leave_the_model_folder_or_be_empty(tmp_path):
     assert free_model_path(tmp_path, "  ") == tmp_path / "speckle2self_finetuned.pt"
 
 
-def test_the_sample_is_offered_under_ultrasound_from_the_bundled_file():
+def test_the_sample_is_offered_under_ultrasound_as_a_cine_that_loads_as_a_sequence():
     source = sample_data_source(RESOURCES, thumbnail=RESOURCES / "Icons" / "Speckle2Self.png")
-    path = RESOURCES / "Samples" / "phantom_cine.nrrd"
+    path = RESOURCES / "Samples" / "phantom_cine.seq.nrrd"
     assert source["category"] == "Ultrasound" and source["uris"] == path.resolve().as_uri()
     assert source["checksums"] == "SHA256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-    assert source["loadFileType"] == "VolumeFile" and Path(source["thumbnailFileName"]).is_file()
+    assert source["loadFileType"] == "SequenceFile" and source["fileNames"].endswith(".seq.nrrd")
+    assert Path(source["thumbnailFileName"]).is_file()
+
+
+def _sequence_file(path):
+    """(frames, rows, cols) pixels and header of a .seq.nrrd, read by ITK's NRRD reader (teem, as Slicer's)."""
+    import SimpleITK as sitk
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    image = reader.Execute()
+    pixels = np.moveaxis(sitk.GetArrayFromImage(image)[0], -1, 0)  # the list axis comes back as components
+    return pixels, {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}, image.GetSpacing()
+
+
+def test_the_bundled_sequence_is_the_bundled_phantom_cine_frame_by_frame():
+    import SimpleITK as sitk
+    pixels, header, spacing = _sequence_file(RESOURCES / "Samples" / "phantom_cine.seq.nrrd")
+    cine = sitk.GetArrayFromImage(sitk.ReadImage(str(RESOURCES / "Samples" / "phantom_cine.nrrd")))
+    assert np.array_equal(pixels, cine) and pixels.shape == (3, 256, 256)
+    assert header["NRRD_kinds[pixel]"] == "list" and header["axis 3 index values"] == "0 1 2"
+    assert header["DataNodeClassName"] == "vtkMRMLScalarVolumeNode" and spacing[:2] == (0.2, 0.2)
+    assert (RESOURCES / "Samples" / "phantom_cine.seq.nrrd").stat().st_size < 400_000
+
+
+def test_a_sequence_file_keeps_frames_order_values_and_index(tmp_path):
+    frames = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6)
+    path = write_sequence_nrrd(tmp_path / "c.seq.nrrd", frames, (0.3, 0.4), ["0", "0.05", "0.1", "0.15"], "time")
+    pixels, header, spacing = _sequence_file(path)
+    assert np.array_equal(pixels, frames) and spacing[:2] == pytest.approx((0.3, 0.4))
+    assert header["axis 3 index values"] == "0 0.05 0.1 0.15" and header["NRRD_labels[pixel]"] == "time"
 
 
 def test_a_missing_sample_is_named(tmp_path):
-    with pytest.raises(InputError, match="phantom_cine.nrrd is missing"):
+    with pytest.raises(InputError, match="phantom_cine.seq.nrrd is missing"):
         sample_data_source(tmp_path)
 
 
@@ -276,3 +425,48 @@ def test_the_slicer_helpers_load_without_torch():
     code = ("import sys, speckle2self.slicer_support, speckle2self.worker_process; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# Dependencies
+
+def test_installed_packages_that_are_new_enough_are_no_problem():
+    assert package_problems() == []  # this environment installs the project's dependencies
+
+
+def test_missing_and_outdated_packages_are_listed_with_what_they_are_for():
+    versions = {"numpy": "2.4.6", "SimpleITK": "2.5.0", "tqdm": "4.67.1", "pydicom": "2.3.1", "pylibjpeg": "2.1.0",
+                "pylibjpeg-openjpeg": "2.6.0", "pylibjpeg-rle": "2.2.0"}
+    problems = package_problems(installed_version=versions.get)
+    assert [(p.name, p.installed) for p in problems] == [("pydicom", "2.3.1"), ("pylibjpeg-libjpeg", None)]
+    assert problems[0].line == "pydicom ≥ 2.4: 2.3.1 installed (for DICOM files)"
+    assert problems[1].pip == "pylibjpeg-libjpeg>=2.1"
+    assert [p.name for p in package_problems(installed_version=versions.get, include_optional=False)] == ["pydicom"]
+
+
+def test_versions_compare_by_number_not_text():
+    assert version_tuple("2.13.0+cu128") > version_tuple("2.1") > version_tuple("2.0.1")
+
+
+def test_a_working_pytorch_of_at_least_2_1_is_no_problem():
+    assert torch_problem() is None
+
+
+def test_a_pytorch_older_than_2_1_is_outdated():
+    problem = torch_problem(installed_version={"torch": "2.0.1"}.get)
+    assert problem.line == "PyTorch ≥ 2.1: 2.0.1 installed (for the network)"
+
+
+def test_a_pytorch_that_fails_to_load_says_what_to_do():
+    def dll_error():
+        raise OSError('[WinError 126] The specified module could not be found. Error loading "fbgemm.dll"')
+    problem = torch_problem(installed_version={"torch": "2.5.1"}.get, import_torch=dll_error)
+    assert "2.5.1 installed but it cannot be loaded (OSError: [WinError 126]" in problem.line
+    assert "reinstall it with the PyTorch Utils module" in problem.line and "restart Slicer" in problem.line
+
+
+def test_one_question_lists_every_problem():
+    problems = [Problem("PyTorch", "2.1", None, "the network", "torch"),
+                Problem("pydicom", "2.4", "2.3.1", "DICOM files", "pydicom>=2.4")]
+    assert dependency_question(problems) == (
+        "Speckle2Self needs these Python packages:\n• PyTorch ≥ 2.1: not installed (for the network)\n"
+        "• pydicom ≥ 2.4: 2.3.1 installed (for DICOM files)\n\nInstall or upgrade them now?")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import Cancelled, InputError, ModelFileError, Speckle2SelfError
+from .failures import reason
 from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
@@ -211,4 +212,6 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
             raise
         except (Speckle2SelfError, OSError) as exc:
             reports.append(FileReport(src, None, False, str(exc)))
+        except Exception as exc:  # a library's own failure on this file (a decoder, a writer): the others go on
+            reports.append(FileReport(src, None, False, f"{src}: {type(exc).__name__}: {reason(exc)}"))
     return reports

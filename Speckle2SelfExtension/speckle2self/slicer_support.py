@@ -9,8 +9,10 @@ Sample Data entry. Nothing here imports Slicer, Qt, VTK or (until it denoises) t
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,7 +20,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .colour import to_grey
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .frames import cast_like
 
 SEQUENCE_CHUNK = 16
@@ -48,6 +50,26 @@ def frames_from_volume_array(array: np.ndarray, is_vector: bool) -> tuple[np.nda
     return arr, []
 
 
+MULTIVOLUME_CLASS = "vtkMRMLMultiVolumeNode"
+
+
+def live_frames(array: np.ndarray | None, is_vector: bool, class_name: str = "vtkMRMLScalarVolumeNode") -> np.ndarray:
+    """Grey frames of a live input's current voxels, or an InputError saying why it cannot be used.
+
+    Live mode reads the input before it makes anything, so a bad input leaves nothing behind:
+    `array` is None for a volume without image data (a stream not started yet), a MultiVolume
+    holds one 3-D volume per component, and a vector volume is an image only up to 4 components.
+    """
+    if array is None:
+        raise InputError("the input volume has no image data yet: start the stream (or load an image) first")
+    if class_name == MULTIVOLUME_CLASS:
+        raise InputError("a MultiVolume (4-D series) is not a live image: choose the volume the stream updates")
+    if is_vector and np.ndim(array) == 4 and array.shape[-1] > 4:
+        raise InputError(f"a vector volume of {array.shape[-1]} components is not a colour image (at most 4)")
+    frames, _notes = frames_from_volume_array(array, is_vector)
+    return frames
+
+
 def blend(original: np.ndarray, denoised: np.ndarray, strength: float) -> np.ndarray:
     """(1 - strength) · original + strength · denoised, in the original's dtype (strength in [0, 1])."""
     if not 0.0 <= strength <= 1.0:
@@ -58,41 +80,55 @@ def blend(original: np.ndarray, denoised: np.ndarray, strength: float) -> np.nda
     return cast_like(mixed, original.dtype)
 
 
+STAGE_SPANS = {"reading": (0.0, 0.1), "denoising": (0.1, 0.85), "writing": (0.85, 1.0)}
+"""The part of a cine run each stage fills on the progress bar: staging the frames into the scratch
+file and writing them back into the sequence are copies, denoising is the network."""
+WHOLE_JOB = (0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class ProgressInfo:
-    """What the panel shows: frames done of total, and the rate so far."""
+    """What the panel shows: frames done of total in the current stage, the rate so far, and where
+    that stage sits in the whole job (`span`, fractions of the progress bar)."""
 
     done: int
     total: int
     frames_per_second: float
+    stage: str = "denoising"
+    span: tuple[float, float] = WHOLE_JOB
 
     @property
     def percent(self) -> int:
-        return int(round(100 * self.done / self.total)) if self.total else 100
+        fraction = self.done / self.total if self.total else 1.0
+        return int(round(100 * (self.span[0] + (self.span[1] - self.span[0]) * fraction)))
 
     @property
     def text(self) -> str:
-        return f"{self.done} / {self.total} frames, {self.frames_per_second:.1f} frames/s"
+        return f"{self.stage.capitalize()}: {self.done} / {self.total} frames, {self.frames_per_second:.1f} frames/s"
 
 
-class ProgressRelay:
-    """Turns the engine's per-call progress(done, total) into whole-job ProgressInfo reports."""
+class StageProgress:
+    """Reports frames done in one stage of a job ('reading', 'denoising', 'writing') as ProgressInfo,
+    with the rate since the stage began; `span` defaults to the stage's part of a cine run."""
 
-    def __init__(self, total: int, report: Callable[[ProgressInfo], None] | None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stage: str, total: int, report: Callable[[ProgressInfo], None] | None,
+                 span: tuple[float, float] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stage = stage
         self.total = total
-        self.report = report
+        self.report_to = report
+        self.span = STAGE_SPANS[stage] if span is None else span
         self.clock = clock
         self.start = clock()
 
-    def at_offset(self, offset: int) -> Callable[[int, int], None]:
-        """A progress callback for frames offset .. offset + n of the whole job."""
-        def relay(done: int, _total: int) -> None:
-            if self.report is not None:
-                elapsed = self.clock() - self.start
-                frames = offset + done
-                self.report(ProgressInfo(frames, self.total, frames / elapsed if elapsed > 0 else 0.0))
-        return relay
+    def report(self, done: int) -> None:
+        if self.report_to is not None:
+            elapsed = self.clock() - self.start
+            self.report_to(ProgressInfo(done, self.total, done / elapsed if elapsed > 0 else 0.0, self.stage,
+                                        self.span))
+
+    def callback(self) -> Callable[[int, int], None]:
+        """The engine's progress(done, total) for this stage."""
+        return lambda done, _total: self.report(done)
 
 
 def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -111,8 +147,8 @@ def denoise_volume_array(array: np.ndarray, is_vector: bool, *, strength: float 
     """
     from .inference import denoise
     frames, notes = frames_from_volume_array(array, is_vector)
-    relay = ProgressRelay(frames.shape[0], progress)
-    out = denoise(frames, progress=relay.at_offset(0), should_stop=should_stop, **engine_options)
+    denoising = StageProgress("denoising", frames.shape[0], progress, span=WHOLE_JOB)
+    out = denoise(frames, progress=denoising.callback(), should_stop=should_stop, **engine_options)
     return blend(frames, out, strength), notes
 
 
@@ -128,30 +164,69 @@ def denoise_frame_stream(read_frame: Callable[[int], np.ndarray], write_frame: C
     in a memory-mapped scratch file and go through the engine in one call, so the cine is denoised
     as one input, exactly like the same frames as one volume: one grey range for non-8-bit B-mode
     (no brightness step between chunks), one scan region and grain. Memory holds one batch and
-    `chunk` frames being written, not the cine. Raises Cancelled on a stop request, checked before every batch;
-    nothing is written before every frame is denoised.
+    `chunk` frames being written, not the cine. Progress is reported, and a stop request checked
+    (raising Cancelled), in all three stages: reading into the scratch file, denoising, writing back.
+
+    No view of the scratch files outlives the call, so that Windows can delete them; if the scratch
+    folder still cannot be removed, the finished result stands and a note says where the folder is.
     """
-    from .inference import denoise
     if count < 1:
         raise InputError("the sequence has no frames")
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="speckle2self-cine-", dir=scratch_dir) as scratch:
-        stack = _stage_frames(read_frame, count, is_vector, Path(scratch) / "input.raw", notes)
-        out = np.memmap(Path(scratch) / "output.raw", dtype=stack.dtype, mode="w+", shape=stack.shape)
-        relay = ProgressRelay(count, progress)
-        denoise(stack, out=out, progress=relay.at_offset(0), should_stop=should_stop, **engine_options)
-        for start, stop in chunks(count, chunk):
-            for offset, frame in enumerate(blend(stack[start:stop], out[start:stop], strength)):
-                write_frame(start + offset, np.array(frame))
-        del stack, out  # unmap before the scratch folder is removed
+    scratch = Path(tempfile.mkdtemp(prefix="speckle2self-cine-", dir=scratch_dir))
+    try:
+        _denoise_through_scratch(scratch, read_frame, write_frame, count, is_vector, notes, strength=strength,
+                                 chunk=chunk, progress=progress, should_stop=should_stop, **engine_options)
+    except BaseException as exc:
+        traceback.clear_frames(exc.__traceback__)  # the failed frames' locals would keep the scratch files mapped
+        raise
+    finally:
+        _remove_scratch(scratch, notes)
     return notes
 
 
+def _denoise_through_scratch(scratch: Path, read_frame: Callable[[int], np.ndarray],
+                             write_frame: Callable[[int, np.ndarray], None], count: int, is_vector: bool,
+                             notes: list[str], *, strength: float, chunk: int,
+                             progress: Callable[[ProgressInfo], None] | None,
+                             should_stop: Callable[[], bool] | None, **engine_options) -> None:
+    """The three stages of denoise_frame_stream; every array viewing the scratch files is local here."""
+    from .inference import denoise
+    stack = _stage_frames(read_frame, count, is_vector, scratch / "input.raw", notes,
+                          StageProgress("reading", count, progress), should_stop)
+    out = np.memmap(scratch / "output.raw", dtype=stack.dtype, mode="w+", shape=stack.shape)
+    denoise(stack, out=out, progress=StageProgress("denoising", count, progress).callback(),
+            should_stop=should_stop, **engine_options)
+    writing = StageProgress("writing", count, progress)
+    for start, stop in chunks(count, chunk):
+        _check_stop(should_stop, "writing back")
+        for offset, frame in enumerate(blend(stack[start:stop], out[start:stop], strength)):
+            write_frame(start + offset, np.array(frame))  # a copy: the writer may keep it
+        writing.report(stop)
+
+
+def _remove_scratch(scratch: Path, notes: list[str]) -> None:
+    """Delete the scratch folder; a failure (a file still open on Windows) is a note, not an error."""
+    try:
+        shutil.rmtree(scratch)
+    except OSError as exc:
+        notes.append(f"the scratch folder {scratch} could not be removed ({exc.strerror or exc}); "
+                     "delete it by hand")
+
+
+def _check_stop(should_stop: Callable[[], bool] | None, stage: str) -> None:
+    if should_stop is not None and should_stop():
+        raise Cancelled(f"stopped by request while {stage} the cine")
+
+
 def _stage_frames(read_frame: Callable[[int], np.ndarray], count: int, is_vector: bool, path: Path,
-                  notes: list[str]) -> np.memmap:
+                  notes: list[str], staging: "StageProgress | None" = None,
+                  should_stop: Callable[[], bool] | None = None) -> np.memmap:
     """All grey frames of a cine in a memory-mapped (count, J, I) file, read one frame at a time."""
     stack = None
     for i in range(count):
+        if i % SEQUENCE_CHUNK == 0:
+            _check_stop(should_stop, "reading")
         grey = _single_frame(read_frame(i), is_vector, notes)
         if stack is None:
             stack = np.memmap(path, dtype=grey.dtype, mode="w+", shape=(count,) + grey.shape)
@@ -159,6 +234,8 @@ def _stage_frames(read_frame: Callable[[int], np.ndarray], count: int, is_vector
             raise InputError(f"frame {i} is {grey.shape[0]}×{grey.shape[1]} pixels and the first frame "
                              f"{stack.shape[1]}×{stack.shape[2]}: every frame of a cine must be the same size")
         stack[i] = grey
+        if staging is not None and ((i + 1) % SEQUENCE_CHUNK == 0 or i + 1 == count):
+            staging.report(i + 1)
     return stack
 
 
@@ -229,6 +306,8 @@ class RunEstimate:
 
     frames: int
     seconds: float
+    stage_seconds: tuple[float, ...] = ()
+    """Reading, denoising and writing back, when measured: they add up to `seconds`."""
 
     @property
     def needs_confirmation(self) -> bool:
@@ -236,8 +315,9 @@ class RunEstimate:
 
     @property
     def question(self) -> str:
-        return (f"This cine has {self.frames} frames; denoising them takes {duration_text(self.seconds)} "
-                "(measured on the first frames). Denoise all frames now?")
+        return (f"This cine has {self.frames} frames; denoising them takes {duration_text(self.seconds)}, "
+                "reading and writing back the frames included (measured on the first frames). "
+                "Denoise all frames now?")
 
 
 def duration_text(seconds: float) -> str:
@@ -252,12 +332,15 @@ def duration_text(seconds: float) -> str:
 
 
 def estimate_run(read_frame: Callable[[int], np.ndarray], count: int, is_vector: bool, *,
+                 write_frame: Callable[[int, np.ndarray], None] | None = None,
                  clock: Callable[[], float] = time.monotonic, **engine_options) -> RunEstimate:
-    """Time one batch of the first frames through the engine and scale it to `count` frames.
+    """Time one batch of the first frames through the whole run and scale it to `count` frames.
 
-    `read_frame` is as for denoise_frame_stream; `engine_options` are those of the run itself
-    (model, device, domain, batch_size), so the batch is the one the run will use. The model is
-    loaded before the clock starts, so loading time does not inflate the estimate.
+    The three stages of denoise_frame_stream are timed: reading the frames (`read_frame` as there),
+    denoising them, and, when given, `write_frame(i, grey)` on the results (the caller's way of
+    writing a frame back, e.g. into a throwaway sequence). `engine_options` are those of the run
+    itself (model, device, domain, batch_size), so the batch is the one the run will use. The
+    model is loaded before the clock starts, so loading time does not inflate the estimate.
     """
     from .devices import resolve_device
     from .inference import default_batch_size, denoise, get_model
@@ -265,12 +348,19 @@ def estimate_run(read_frame: Callable[[int], np.ndarray], count: int, is_vector:
         raise InputError("the sequence has no frames")
     options = dict(engine_options, model=get_model(engine_options.get("model")))
     notes: list[str] = []
+    start = clock()
     first = _single_frame(read_frame(0), is_vector, notes)
     batch = options.get("batch_size") or default_batch_size(resolve_device(options.get("device", "auto")), *first.shape)
     sample = np.stack([first] + [_single_frame(read_frame(i), is_vector, notes) for i in range(1, min(count, batch))])
-    start = clock()
-    denoise(sample, **options)
-    return RunEstimate(count, (clock() - start) * count / len(sample))
+    read = clock()
+    result = denoise(sample, **options)
+    denoised = clock()
+    for i, frame in enumerate(result if write_frame is not None else []):
+        write_frame(i, np.array(frame))
+    written = clock()
+    return RunEstimate(count, (written - start) * count / len(sample),
+                       stage_seconds=tuple(t * count / len(sample) for t in (read - start, denoised - read,
+                                                                              written - denoised)))
 
 
 # Views
@@ -314,13 +404,43 @@ def free_model_path(folder: str | Path, name: str, default: str = "speckle2self_
 # Sample Data
 
 SAMPLE_CATEGORY = "Ultrasound"
-SAMPLE_FILE = "Samples/phantom_cine.nrrd"
+SAMPLE_FILE = "Samples/phantom_cine.seq.nrrd"
+"""A short cine that loads as a sequence (a browser, a proxy volume, the cine path of the module)."""
+
+_NRRD_TYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "unsigned short", np.dtype(np.int16): "short",
+               np.dtype(np.float32): "float"}
+
+
+def write_sequence_nrrd(path: str | Path, frames: np.ndarray, spacing: tuple[float, float],
+                        index_values: list[str] | None = None, index_name: str = "frame") -> Path:
+    """Write (frames, rows, cols) as a Slicer volume sequence file (.seq.nrrd): one single-slice
+    volume per frame, frames on the 4th (list) axis, as Slicer's Sequences module writes them,
+    so that Slicer loads it as a sequence with a browser. Spacing is (column, row) in mm."""
+    import gzip
+    frames = np.ascontiguousarray(frames)
+    if frames.ndim != 3 or frames.dtype not in _NRRD_TYPES:
+        raise InputError(f"a sequence needs (frames, rows, cols) of {sorted(map(str, _NRRD_TYPES))}, "
+                         f"got {frames.shape} {frames.dtype}")
+    count, rows, cols = frames.shape
+    values = index_values or [str(i) for i in range(count)]
+    header = "\n".join([
+        "NRRD0004", f"type: {_NRRD_TYPES[frames.dtype]}", "dimension: 4", "space: left-posterior-superior",
+        f"sizes: {cols} {rows} 1 {count}",
+        f"space directions: ({spacing[0]!r},0,0) (0,{spacing[1]!r},0) (0,0,1) none",
+        "kinds: domain domain domain list", f'labels: "" "" "" "{index_name}"', "endian: little",
+        "encoding: gzip", "space origin: (0,0,0)", "axis 3 index type:=numeric",
+        f"axis 3 index values:={' '.join(values)}", "DataNodeClassName:=vtkMRMLScalarVolumeNode", "", ""])
+    data = frames.astype(frames.dtype.newbyteorder("<")).tobytes()
+    path = Path(path)
+    path.write_bytes(header.encode("ascii") + gzip.compress(data, mtime=0))
+    return path
 
 
 def sample_data_source(resources: str | Path, thumbnail: str | Path | None = None) -> dict:
     """Keyword arguments for SampleData.SampleDataLogic.registerCustomSampleDataSource.
 
-    The bundled phantom cine is offered under 'Ultrasound'; Sample Data copies it into its cache
+    The bundled phantom cine is offered under 'Ultrasound' and loads as a sequence (SequenceFile:
+    a browser with the cine's proxy volume); Sample Data copies it into its cache
     from a file:// address and checks it against its SHA-256, so a newer bundled file replaces an
     older cached copy.
     """
@@ -329,6 +449,119 @@ def sample_data_source(resources: str | Path, thumbnail: str | Path | None = Non
         raise InputError(f"the bundled sample {path} is missing")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return {"category": SAMPLE_CATEGORY, "sampleName": "Speckle2SelfPhantomCine", "uris": path.resolve().as_uri(),
-            "fileNames": "Speckle2SelfPhantomCine.nrrd", "nodeNames": "Speckle2SelfPhantomCine",
-            "checksums": f"SHA256:{digest}", "loadFileType": "VolumeFile",
+            "fileNames": "Speckle2SelfPhantomCine.seq.nrrd", "nodeNames": "Speckle2SelfPhantomCine",
+            "checksums": f"SHA256:{digest}", "loadFileType": "SequenceFile",
             "thumbnailFileName": None if thumbnail is None else str(thumbnail)}
+
+
+# Dependencies (one check, one dialog: what is missing, outdated or broken, and what it is for)
+
+TORCH_MINIMUM = "2.1"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A Python package the module needs in Slicer's Python; optional ones only for some inputs."""
+
+    name: str
+    minimum: str
+    purpose: str
+    optional: bool = False
+
+    @property
+    def pip(self) -> str:
+        return f"{self.name}>={self.minimum}"
+
+
+SLICER_REQUIREMENTS = (
+    Requirement("numpy", "1.24", "arrays"),
+    Requirement("SimpleITK", "2.2", "image files"),
+    Requirement("tqdm", "4.60", "fine-tuning progress"),
+    Requirement("pydicom", "2.4", "DICOM files"),
+    Requirement("pylibjpeg", "2.0", "compressed DICOM files", optional=True),
+    Requirement("pylibjpeg-libjpeg", "2.1", "JPEG, JPEG-LS and lossless JPEG DICOM files", optional=True),
+    Requirement("pylibjpeg-openjpeg", "2.3", "JPEG 2000 DICOM files", optional=True),
+    Requirement("pylibjpeg-rle", "2.0", "RLE DICOM files, decoded faster", optional=True),
+)
+"""What the module needs besides PyTorch (which comes from the PyTorch extension). Slicer ships
+numpy, SimpleITK and pydicom; the pylibjpeg decoders it does not ship."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A requirement that is not met: `installed` is None when it is missing."""
+
+    name: str
+    minimum: str
+    installed: str | None
+    purpose: str
+    pip: str
+    detail: str = ""
+    optional: bool = False
+
+    @property
+    def line(self) -> str:
+        state = "not installed" if self.installed is None else f"{self.installed} installed"
+        if self.detail:
+            state = self.detail
+        return f"{self.name} ≥ {self.minimum}: {state} (for {self.purpose})"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of a version string such as '2.13.0+cu128' or '2.4.4'."""
+    import re
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def _installed_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def package_problems(requirements=SLICER_REQUIREMENTS, *, include_optional: bool = True,
+                     installed_version: Callable[[str], str | None] = _installed_version) -> list[Problem]:
+    """The requirements that are missing or older than their minimum."""
+    problems = []
+    for req in requirements:
+        if req.optional and not include_optional:
+            continue
+        found = installed_version(req.name)
+        if found is None or version_tuple(found) < version_tuple(req.minimum):
+            problems.append(Problem(req.name, req.minimum, found, req.purpose, req.pip, optional=req.optional))
+    return problems
+
+
+def _import_torch():
+    import torch
+    return torch
+
+
+def torch_problem(installed_version: Callable[[str], str | None] = _installed_version,
+                  import_torch: Callable[[], object] = _import_torch) -> Problem | None:
+    """None if PyTorch ≥ 2.1 imports; else what is wrong with it. A PyTorch that is installed
+    but fails to import (on Windows a DLL that cannot be loaded) is reported with what to do,
+    instead of breaking the panel."""
+    purpose = "the network"
+    found = installed_version("torch")
+    if found is None:
+        return Problem("PyTorch", TORCH_MINIMUM, None, purpose, "torch")
+    if version_tuple(found) < version_tuple(TORCH_MINIMUM):
+        return Problem("PyTorch", TORCH_MINIMUM, found, purpose, "torch")
+    try:
+        import_torch()
+    except Exception as exc:
+        from .failures import reason
+        return Problem("PyTorch", TORCH_MINIMUM, found, purpose, "torch",
+                       detail=f"{found} installed but it cannot be loaded ({type(exc).__name__}: {reason(exc)}); "
+                              "reinstall it with the PyTorch Utils module (on Windows also install the latest "
+                              "Microsoft Visual C++ Redistributable), then restart Slicer")
+    return None
+
+
+def dependency_question(problems: list[Problem]) -> str:
+    """One message listing every unmet requirement, for one confirmation dialog."""
+    lines = "\n".join(f"• {p.line}" for p in problems)
+    return f"Speckle2Self needs these Python packages:\n{lines}\n\nInstall or upgrade them now?"

@@ -4,7 +4,8 @@
 
 A 3-frame envelope cine (speckle2self.phantoms, seed 7: a simulator and seed that no model
 training used) stored as uint16 with 0.2 mm pixels, and its clean echogenicity map, which the demo
-uses only to report SSIM/PSNR before and after.
+uses only to report SSIM/PSNR before and after; and the same cine as a Slicer sequence
+(phantom_cine.seq.nrrd), which Slicer's Sample Data loads as a cine with a sequence browser.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Speckle2SelfExtension"))
 
 from speckle2self.phantoms import make_cine  # noqa: E402
+from speckle2self.slicer_support import write_sequence_nrrd  # noqa: E402
 
 
 def write_sample(path: Path) -> None:
@@ -26,6 +28,7 @@ def write_sample(path: Path) -> None:
     img = sitk.GetImageFromArray(np.round(cine / cine.max() * 65535).astype(np.uint16))
     img.SetSpacing((0.2, 0.2, 1.0))
     sitk.WriteImage(img, str(path), useCompression=True)
+    write_sequence_nrrd(path.with_name(path.name.replace(".nrrd", ".seq.nrrd")), sitk.GetArrayFromImage(img), (0.2, 0.2))
     clean = sitk.GetImageFromArray(make_cine(1, (256, 256), seed=7).echogenicity[None].astype(np.float32))
     clean.SetSpacing((0.2, 0.2, 1.0))
     sitk.WriteImage(clean, str(path.with_name(path.name.replace(".nrrd", "_clean.nrrd"))), useCompression=True)

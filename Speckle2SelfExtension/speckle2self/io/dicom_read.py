@@ -1,7 +1,8 @@
 """Reading ultrasound DICOM with pydicom: frames, colour, spacing and timing.
 
 Pixels are decoded by pydicom's handlers (pylibjpeg with its libjpeg, openjpeg and RLE plugins
-for compressed transfer syntaxes). Colour comes out as RGB (pydicom converts YBR_FULL and
+for compressed transfer syntaxes); pydicom 2.4 (Slicer 5.10) and 3.x give the same pixels (see
+pydicom_compat). Colour comes out as RGB (pydicom converts YBR_FULL and
 YBR_FULL_422, JPEG 2000 decoders undo YBR_RCT/ICT, palettes go through their lookup tables) and
 becomes grey by the rule in speckle2self.colour; pixels whose channels differ (Doppler, coloured
 annotations) are marked, so that the writer can keep them exactly as they were. MONOCHROME1 is
@@ -18,6 +19,7 @@ import numpy as np
 from ..colour import to_grey
 from ..errors import InputError
 from ..failures import reason
+from .pydicom_compat import MISSING_DECODER_HINT, apply_color_lut, decode_pixels, expected_pixel_bytes
 from .volume import Volume
 
 COLOUR_TOLERANCE = 24
@@ -122,12 +124,11 @@ def _no_pixels_message(ds, path: Path) -> str:
 
 def _expected_bytes(ds) -> int | None:
     """Bytes of uncompressed pixel data the header announces (None for compressed transfer syntaxes)."""
-    from pydicom.pixels.utils import get_expected_length
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is not None and syntax.is_compressed:
         return None
     try:
-        return int(get_expected_length(ds, unit="bytes"))
+        return expected_pixel_bytes(ds)
     except Exception:  # an incomplete header: the decoder will say what is missing
         return None
 
@@ -137,14 +138,21 @@ def _decode(ds, path: Path) -> np.ndarray:
     if expected is not None and present < expected:
         raise InputError(f"{path}: the pixel data is incomplete ({present} of {expected} bytes): the file is truncated")
     try:
-        pixels = ds.pixel_array
+        pixels = decode_pixels(ds)
     except Exception as exc:
-        syntax = getattr(ds.file_meta, "TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
-        raise InputError(f"{path}: cannot decode the pixels ({getattr(syntax, 'name', syntax)}): {reason(exc)}") from exc
+        raise InputError(_undecodable_message(ds, path, exc)) from exc
     if ds.get("PhotometricInterpretation") == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
         pixels = apply_color_lut(pixels, ds)
     return pixels
+
+
+def _undecodable_message(ds, path: Path, exc: Exception) -> str:
+    """Why the pixels cannot be decoded; for a compressed file, also which decoders to install."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    message = f"{path}: cannot decode the pixels ({getattr(syntax, 'name', syntax)}): {reason(exc)}"
+    if syntax is not None and getattr(syntax, "is_compressed", False):
+        message += f". If no decoder for this compression is installed, {MISSING_DECODER_HINT}"
+    return message
 
 
 def _as_frames(pixels: np.ndarray, ds, frames: int) -> np.ndarray:

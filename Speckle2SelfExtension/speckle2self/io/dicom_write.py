@@ -17,6 +17,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import InputError
 from .dicom_read import DicomImage
+from .pydicom_compat import save_as_dicom_file
 
 _PALETTE_KEYWORDS = ("RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
                      "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
@@ -65,7 +66,7 @@ def write_dicom(path: str | Path, image: DicomImage, grey: np.ndarray, model_sha
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta = meta
     with atomic_path(path, suffix=".dcm") as tmp:
-        ds.save_as(tmp, enforce_file_format=True)
+        save_as_dicom_file(ds, tmp)
     return path
 
 
