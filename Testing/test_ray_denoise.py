@@ -147,6 +147,19 @@ def test_a_worker_that_dies_has_its_file_retried_on_another(cluster, tiny_model,
     assert same_bytes(tmp_path / "one", tmp_path / "ray")
 
 
+def test_skip_existing_and_the_report_work_without_ray_too(tiny_model, tmp_path):
+    study = nrrd_files(tmp_path / "study", count=2)
+    out = tmp_path / "out"
+    assert run("denoise", study / "cine0.nrrd", "-o", out, "--model", tiny_model).returncode == 0
+    before = (out / "cine0.nrrd").stat().st_mtime_ns
+    res = run("denoise", study, "-o", out, "--model", tiny_model, "--skip-existing", "--report", tmp_path / "r.jsonl")
+    assert res.returncode == 0, res.stderr
+    assert (out / "cine0.nrrd").stat().st_mtime_ns == before and (out / "cine1.nrrd").is_file()
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(r["input"], r["status"], r["frames"]) for r in rows] == [
+        (str(study / "cine0.nrrd"), "skipped", 0), (str(study / "cine1.nrrd"), "ok", 3)]
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,3 +215,56 @@ def test_ray_without_an_address_starts_a_local_instance_and_shows_progress(tiny_
     assert res.returncode == 0, res.stderr
     assert "2/2 files, 6 frames," in res.stderr and "frames/s, ETA 0s" in res.stderr
     assert (tmp_path / "out" / "cine1.nrrd").is_file()
+
+
+def test_a_gpu_cluster_gets_one_model_actor_per_gpu():
+    from speckle2self.cluster.layout import Layout, plan_layout
+    assert plan_layout({"CPU": 64.0, "GPU": 4.0}, "auto", None) == Layout(4, num_cpus=1, num_gpus=1, threads=1)
+    assert plan_layout({"CPU": 64.0, "GPU": 4.0}, "auto", 8).num_gpus == 0.5  # two actors share each GPU
+    assert plan_layout({"CPU": 64.0, "GPU": 4.0}, "cpu", None).num_gpus == 0  # --device cpu keeps off them
+
+
+def test_a_cpu_cluster_shares_its_cores_among_the_actors():
+    from speckle2self.cluster.layout import Layout, plan_layout
+    assert plan_layout({"CPU": 8.0}, "auto", None) == Layout(8, num_cpus=1, num_gpus=0, threads=1)
+    assert plan_layout({"CPU": 8.0}, "cpu", 2) == Layout(2, num_cpus=4, num_gpus=0, threads=4)
+
+
+def test_cuda_on_a_cluster_without_gpus_is_refused():
+    from speckle2self.cluster import ClusterError
+    from speckle2self.cluster.layout import plan_layout
+    with pytest.raises(ClusterError, match="--device cuda asks for GPUs, but the Ray cluster has none"):
+        plan_layout({"CPU": 8.0}, "cuda", None)
+
+
+def test_progress_says_files_frames_rate_and_time_left():
+    import io
+    from pathlib import Path
+    from speckle2self.cluster.progress import ArchiveProgress
+    from speckle2self.pipeline import FileReport
+    now = [100.0]
+    out = io.StringIO()
+    progress = ArchiveProgress(stream=out, every_s=0.0, clock=lambda: now[0])
+    now[0] = 110.0
+    progress(FileReport(Path("a.nrrd"), Path("o/a.nrrd"), True, frames=200), 4)
+    progress(FileReport(Path("b.nrrd"), Path("o/b.nrrd"), True, skipped=True), 4)
+    now[0] = 120.0
+    progress(FileReport(Path("c.nrrd"), None, False, "c.nrrd: broken"), 4)
+    assert out.getvalue().splitlines() == [
+        "1/4 files, 200 frames, 20.0 frames/s, ETA 30s",
+        "2/4 files (1 skipped), 200 frames, 20.0 frames/s, ETA 20s",
+        "3/4 files (1 failed, 1 skipped), 200 frames, 10.0 frames/s, ETA 10s"]
+
+
+def test_the_report_has_one_row_per_input(tmp_path):
+    import csv
+    from pathlib import Path
+    from speckle2self.pipeline import FileReport
+    from speckle2self.report_file import write_report
+    reports = [FileReport(Path("a.nrrd"), Path("o/a.nrrd"), True, frames=3, seconds=1.25, worker="node1:42"),
+               FileReport(Path("b.nrrd"), None, False, "b.nrrd: broken"),
+               FileReport(Path("c.nrrd"), Path("o/c.nrrd"), True, skipped=True)]
+    rows = list(csv.DictReader(write_report(tmp_path / "run.csv", reports).open()))
+    assert [(r["input"], r["output"], r["status"], r["error"], r["frames"], r["seconds"], r["worker"]) for r in rows] == [
+        ("a.nrrd", "o/a.nrrd", "ok", "", "3", "1.25", "node1:42"), ("b.nrrd", "", "failed", "b.nrrd: broken", "0", "0.0", ""),
+        ("c.nrrd", "o/c.nrrd", "skipped", "", "0", "0.0", "")]

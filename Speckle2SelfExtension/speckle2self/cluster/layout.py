@@ -10,25 +10,23 @@ GPU_DEVICES = ("auto", "cuda", "gpu")
 
 @dataclass(frozen=True)
 class Layout:
-    """`actors` model actors, each reserving `num_cpus` CPUs and `num_gpus` GPUs; `threads` is
-    torch's thread count in each (None: torch's default, for GPU actors)."""
+    """`actors` model actors, each reserving `num_cpus` CPUs and `num_gpus` GPUs (a fraction when
+    several share one) and running torch on `threads` CPU threads (the CPU work beside a GPU is one thread)."""
 
     actors: int
     num_cpus: float
-    num_gpus: int
-    threads: int | None
-
-    def describe(self) -> str:
-        per = "1 GPU" if self.num_gpus else f"{self.threads} CPU thread{'s' if self.threads != 1 else ''}"
-        return f"{self.actors} model actor{'s' if self.actors != 1 else ''}, {per} each"
+    num_gpus: float
+    threads: int
 
 
 def plan_layout(resources: dict, device: str, workers: int | None) -> Layout:
-    """One actor per GPU where the cluster has GPUs and the device allows them; else one per CPU
-    slot: the cluster's CPUs shared out among `workers` actors (default one per CPU)."""
+    """One actor per GPU where the cluster has GPUs and the device allows them (`workers` above the
+    GPU count share GPUs, so that one actor's decoding and writing overlap another's network); else
+    one per CPU slot: the cluster's CPUs shared out among `workers` actors (default one per CPU)."""
     gpus = int(resources.get("GPU", 0))
     if gpus and device in GPU_DEVICES:
-        return Layout(min(workers or gpus, gpus), num_cpus=1, num_gpus=1, threads=None)
+        actors = workers or gpus
+        return Layout(actors, num_cpus=1, num_gpus=min(1.0, gpus / actors), threads=1)
     if device in ("cuda", "gpu"):
         raise ClusterError(f"--device {device} asks for GPUs, but the Ray cluster has none (its resources: "
                            f"{_listing(resources)})")
