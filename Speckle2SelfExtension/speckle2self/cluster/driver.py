@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..inference import get_model
+from ..errors import ModelFileError
 from ..model_file import bundled_model_path
 from ..options import check_run_options, check_strength
 from ..pipeline import FileReport
@@ -75,13 +76,21 @@ def start_actors(ray, layout: Layout, jobs: int, model, bundled: bool, options: 
         num_cpus=layout.num_cpus, num_gpus=layout.num_gpus, max_restarts=MAX_RESTARTS, max_task_retries=0,
         scheduling_strategy="SPREAD")
     path = str(Path(model.path).resolve())
-    bundled = bundled or Path(model.path).resolve() == bundled_model_path().resolve()
+    bundled = bundled or _is_bundled(Path(path))
     actors = [actor_class.remote(path, model.sha256, bundled, options, layout.threads, os.getcwd())
               for _ in range(min(layout.actors, jobs))]
     problems = [p for p in ray.get([a.ready.remote() for a in actors]) if p]
     if problems:
         raise ClusterError(problems[0])
     return actors
+
+
+def _is_bundled(path: Path) -> bool:
+    """Whether `path` is the bundled model, which each node may find in its own install instead."""
+    try:
+        return path == bundled_model_path().resolve()
+    except ModelFileError:
+        return False
 
 
 def run_jobs(ray, actors: list, jobs: list[Job], on_file: Callable[[FileReport], None]) -> dict[int, FileReport]:
