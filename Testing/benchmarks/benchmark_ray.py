@@ -49,6 +49,25 @@ def timed(args: list[str], threads: int | None = None) -> float:
     return seconds
 
 
+RUNS = {"one process": ([], None), "one process, 1 thread": ([], 1),
+        "--ray, 1 actor": (["--ray", "--workers", "1"], None), "--ray, 2 actors": (["--ray", "--workers", "2"], None)}
+"""Name: (extra arguments, OMP_NUM_THREADS or None for the default)."""
+
+
+def best_times(tmp: Path, device: str, repeats: int) -> dict[str, tuple[float, float]]:
+    """Per run: the best (start-up, total) seconds over `repeats` rounds, the runs taking turns."""
+    best: dict[str, tuple[float, float]] = {}
+    for round_ in range(repeats):
+        for i, (name, (extra, threads)) in enumerate(RUNS.items()):
+            fixed = timed(["denoise", str(tmp / "one"), "-o", str(tmp / f"one-{round_}-{i}"), "--device", device,
+                           *extra], threads)
+            total = timed(["denoise", str(tmp / "archive"), "-o", str(tmp / f"out-{round_}-{i}"), "--device", device,
+                           *extra], threads)
+            old = best.get(name, (float("inf"), float("inf")))
+            best[name] = (min(old[0], fixed), min(old[1], total))
+    return best
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", type=int, default=24)
@@ -57,8 +76,6 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=2)
     a = p.parse_args()
-    runs = {"one process": ([], None), "one process, 1 thread": ([], 1),
-            "--ray, 1 actor": (["--ray", "--workers", "1"], None), "--ray, 2 actors": (["--ray", "--workers", "2"], None)}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         frames = make_archive(tmp / "archive", a.files, a.frames, a.size)
@@ -66,23 +83,12 @@ def main() -> None:
         print(f"{a.files} files × {a.frames} frames of {a.size}² 8-bit B-mode = {frames} frames; bundled model, "
               f"--device {a.device}, automatic precision; {os.cpu_count()} CPUs, load average "
               f"{os.getloadavg()[0]:.1f} before")
-        print(f"{'command':<22} {'start-up s':>10} {'total s':>8} {'files/s':>8} {'frames/s':>9} "
-              f"{'net frames/s':>13}")
-        best: dict[str, tuple[float, float]] = {}
-        for round_ in range(a.repeats):
-            for name, (extra, threads) in runs.items():
-                tag = f"{round_}-{list(runs).index(name)}"
-                fixed = timed(["denoise", str(tmp / "one"), "-o", str(tmp / f"one-{tag}"), "--device", a.device, *extra],
-                              threads)
-                total = timed(["denoise", str(tmp / "archive"), "-o", str(tmp / f"out-{tag}"), "--device", a.device,
-                               *extra], threads)
-                old = best.get(name, (float("inf"), float("inf")))
-                best[name] = (min(old[0], fixed), min(old[1], total))
-        for name, (fixed, total) in best.items():
-            net = max(total - fixed, 1e-9)
-            print(f"{name:<22} {fixed:>10.1f} {total:>8.1f} {a.files / total:>8.2f} {frames / total:>9.1f} "
-                  f"{frames / net:>13.1f}", flush=True)
-        print(f"load average {os.getloadavg()[0]:.1f} after")
+        best = best_times(tmp, a.device, a.repeats)
+    print(f"{'command':<22} {'start-up s':>10} {'total s':>8} {'files/s':>8} {'frames/s':>9} {'net frames/s':>13}")
+    for name, (fixed, total) in best.items():
+        net = f"{frames / (total - fixed):.1f}" if total > fixed else "-"  # too small an archive to tell
+        print(f"{name:<22} {fixed:>10.1f} {total:>8.1f} {a.files / total:>8.2f} {frames / total:>9.1f} {net:>13}")
+    print(f"load average {os.getloadavg()[0]:.1f} after")
 
 if __name__ == "__main__":
     main()
