@@ -100,7 +100,7 @@ def run_jobs(ray, actors: list, jobs: list[Job], on_file: Callable[[FileReport],
     first_worker_died: set[int] = set()
     inflight: dict = {}
     while queue or inflight:
-        _dispatch(queue, pool, inflight, first_worker_died)
+        _dispatch(queue, pool, inflight)
         if not inflight:
             for job in queue:
                 done[job.index] = FileReport(job.src, None, False, f"{job.src}: no worker left: every model actor "
@@ -125,7 +125,8 @@ def run_jobs(ray, actors: list, jobs: list[Job], on_file: Callable[[FileReport],
     return done
 
 
-def _dispatch(queue: deque, pool: "_Pool", inflight: dict, first_worker_died: set[int]) -> None:
+def _dispatch(queue: deque, pool: "_Pool", inflight: dict) -> None:
+    """Hand queued jobs, in order, to actors with room (a retried job not to the actor it died on)."""
     while queue:
         job = queue[0]
         slot = pool.free_slot(avoid=pool.avoid.get(job.index))
