@@ -26,6 +26,7 @@ _LAZY = {
     "Volume": ("io", "Volume"),
     "denoise_file": ("pipeline", "denoise_file"),
     "denoise_files": ("pipeline", "denoise_files"),
+    "denoise_files_ray": ("cluster", "denoise_files_ray"),
 }
 
 from .errors import Cancelled, InputError, ModelFileError, Speckle2SelfError  # noqa: E402  (no torch)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from . import __version__
 from .devices import DEVICE_CHOICES
-from .errors import OutputError, Speckle2SelfError
+from .errors import InputError, OutputError, Speckle2SelfError
 from .failures import reason
 from .options import MIN_TILE_SIZE, PRECISIONS
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default 2048 on CPU, 1024 on GPU)")
     d.add_argument("--strength", type=_fraction, default=1.0, metavar="S",
                    help="blend of input and result: 0 keeps the input, 1 (default) is fully denoised")
+    _add_archive_options(d)
 
     f = sub.add_parser("finetune", help="self-supervised training on the frames of files/folders")
     f.add_argument("data", nargs="+", metavar="DATA", help="image files or folders (noisy frames only)")
@@ -161,6 +162,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="frames per batch (default: 2 on CPU, about 16 megapixels on a GPU)")
 
 
+def _add_archive_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that already exist as they are (resumes an interrupted run: every output "
+                        "is written under a temporary name first, so one under its final name is complete)")
+    p.add_argument("--report", metavar="FILE.csv|FILE.jsonl", default=None,
+                   help="write one line per input: output, status, error, frames, seconds, worker")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster: alone, a local Ray instance on this machine; auto or HOST:PORT, "
+                        'a running cluster (needs: pip install "speckle2self[ray]")')
+    p.add_argument("--workers", type=_whole_at_least(1), default=None, metavar="N",
+                   help="with --ray: model actors to start (default one per GPU, else one per CPU)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors become one line on stderr and an exit status (tracebacks with --debug)."""
     args = build_parser().parse_args(argv)
@@ -188,21 +202,44 @@ def _fail(args, exc: BaseException, message: str, status: int) -> int:
 
 
 def cmd_denoise(args) -> int:
+    from .report_file import check_report_path, write_report
+    if args.report:
+        check_report_path(args.report)
+    if args.ray is not None:
+        from .cluster.command import denoise_on_ray
+        reports = denoise_on_ray(args)
+    else:
+        if args.workers is not None:
+            raise InputError("--workers sets the model actors of a Ray run; add --ray")
+        reports = _denoise_here(args)
+    if args.report:
+        write_report(args.report, reports)
+    return _print_reports(reports)
+
+
+def _denoise_here(args) -> list:
     from .pipeline import denoise_files
     from .progress import FileBars
     with FileBars() as bars:
-        reports = denoise_files(args.inputs, args.output, model=args.model, device=args.device,
-                                batch_size=args.batch_size, domain=args.domain, progress=bars.update,
-                                grain_px=args.grain, precision=args.precision, tile_size=args.tile_size,
-                                strength=args.strength)
+        return denoise_files(args.inputs, args.output, model=args.model, device=args.device,
+                             batch_size=args.batch_size, domain=args.domain, progress=bars.update,
+                             grain_px=args.grain, precision=args.precision, tile_size=args.tile_size,
+                             strength=args.strength, skip_existing=args.skip_existing)
+
+
+def _print_reports(reports) -> int:
     failed = [r for r in reports if not r.ok]
+    skipped = [r for r in reports if r.skipped]
     for r in reports:
-        if r.ok:
+        if r.skipped:
+            print(f"skip   {r.input} -> {r.output}: already there")
+        elif r.ok:
             notes = f" ({'; '.join(r.notes)})" if r.notes else ""
             print(f"ok     {r.input} -> {r.output}: {r.frames} frames in {r.seconds:.1f}s{notes}")
         else:
             print(f"FAILED {_failure_line(r.input, r.error or 'failed')}", file=sys.stderr)
-    print(f"{len(reports) - len(failed)} of {len(reports)} files denoised")
+    done = len(reports) - len(failed) - len(skipped)
+    print(f"{done} of {len(reports)} files denoised" + (f", {len(skipped)} already there" if skipped else ""))
     return EXIT_FILE_FAILED if failed else 0
 
 

@@ -16,7 +16,7 @@ from .failures import reason
 from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
-from .io.dicom_write import new_uid
+from .io.dicom_write import derivation_recipe, derived_uid
 from .io.files import SUPPORTED_SUFFIXES, same_file, suffix_of
 from .options import check_run_options, check_strength
 
@@ -30,6 +30,10 @@ class FileReport:
     frames: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    skipped: bool = False
+    """The output was already there, complete, and was left as it was (skip_existing)."""
+    worker: str | None = None
+    """Where the file was denoised (host:pid), for runs on a Ray cluster."""
 
 
 FileProgress = Callable[[Path, int, int], None]
@@ -147,9 +151,11 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
                  tile_size: int | None = None, strength: float = 1.0) -> FileReport:
     """Read `src`, denoise every frame, write `dst` with `src`'s geometry and header. Raises on failure.
 
-    A DICOM input gives a derived DICOM series file unless `dst` names another format;
-    `series_uids` maps original to new Series Instance UIDs, so that all files of one original
-    series land in one new series. `strength` blends input (0) and result (1).
+    A DICOM input gives a derived DICOM series file unless `dst` names another format. Its new
+    Series and SOP Instance UIDs derive from the originals, the model's checksum and the settings,
+    so all files of one original series land in one new series whichever process writes them;
+    `series_uids` (original to new) may override the series UIDs. `strength` blends input (0) and
+    result (1).
     """
     src, dst = Path(src), Path(dst)
     if same_file(src, dst):
@@ -164,13 +170,28 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     result = blend(volume.frames, result, check_strength(strength))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dicom is not None and not is_supported(dst):
+        recipe = derivation_recipe(model.sha256, domain=domain, grain_px=grain_px, precision=precision,
+                                   tile_size=tile_size, strength=float(strength))
         series_uids = {} if series_uids is None else series_uids
         original = str(dicom.header.get("SeriesInstanceUID", ""))
-        write_dicom(dst, dicom, result, model.sha256, series_uid=series_uids.setdefault(original, new_uid()))
+        instance = str(dicom.header.get("SOPInstanceUID", "")) or str(src)
+        write_dicom(dst, dicom, result, model.sha256, series_uid=series_uids.setdefault(original, derived_uid(
+            original, recipe)), instance_uid=derived_uid(instance, recipe))
     else:
         write_volume(dst, volume.with_frames(result))
     notes = list(volume.notes) + (dicom.warnings if dicom is not None else [])
     return FileReport(src, dst, True, frames=volume.frames.shape[0], seconds=time.monotonic() - start, notes=notes)
+
+
+def planned_report(src: Path, dst: Path, claimed: set[Path], skip_existing: bool) -> FileReport | None:
+    """The report of an input that is not to be denoised (its output is another input's, or is
+    complete already and `skip_existing`), else None; claims `dst` in `claimed`."""
+    if dst.resolve() in claimed:
+        return FileReport(src, None, False, f"another input already writes {dst}; rename one of them")
+    claimed.add(dst.resolve())
+    if skip_existing and dst.is_file():  # atomic writes: a file under its final name is complete
+        return FileReport(src, dst, True, skipped=True)
+    return None
 
 
 def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, model=None,
@@ -178,8 +199,11 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
                   progress: FileProgress | None = None,
                   should_stop: Callable[[], bool] | None = None,
                   grain_px: tuple[float, float] | None = None, precision: str = "auto",
-                  tile_size: int | None = None, strength: float = 1.0) -> list[FileReport]:
+                  tile_size: int | None = None, strength: float = 1.0,
+                  skip_existing: bool = False) -> list[FileReport]:
     """Denoise files and folders into `output`; one report per input file, failures included.
+
+    `skip_existing` leaves outputs that already exist (complete: every write is atomic) as they are.
 
     Options, the model and the output plan are checked before the first file: a problem with them
     raises (InputError, ModelFileError) instead of failing every file. A stop request ends the
@@ -197,10 +221,10 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     claimed: set[Path] = set()
     series_uids: dict[str, str] = {}
     for src, dst in plan_outputs(inputs, output):
-        if dst.resolve() in claimed:
-            reports.append(FileReport(src, None, False, f"another input already writes {dst}; rename one of them"))
+        planned = planned_report(src, dst, claimed, skip_existing)
+        if planned is not None:
+            reports.append(planned)
             continue
-        claimed.add(dst.resolve())
         per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
         try:
             reports.append(denoise_file(src, dst, progress=per_file, series_uids=series_uids, strength=strength,

@@ -41,11 +41,29 @@ def new_uid() -> str:
     return str(generate_uid())
 
 
+def derived_uid(original: str, recipe: str) -> str:
+    """The UID of what `recipe` (the model's checksum and the settings) makes from UID `original`.
+
+    The same original and recipe give the same UID on any machine, so files of one original series
+    that different processes or cluster workers denoise land in one new series without a coordinator,
+    and a rerun rewrites the same instances instead of adding copies. A different model or setting
+    gives different UIDs. (pydicom's generator: a SHA-512 of the sources under its UID root.)
+    """
+    from pydicom.uid import generate_uid
+    return str(generate_uid(entropy_srcs=[original, recipe]))
+
+
+def derivation_recipe(model_sha256: str, **settings) -> str:
+    """What decides a derived file's pixels: the model's checksum and the settings, as one string."""
+    return ";".join([model_sha256] + [f"{key}={settings[key]!r}" for key in sorted(settings)])
+
+
 def write_dicom(path: str | Path, image: DicomImage, grey: np.ndarray, model_sha256: str,
-                series_uid: str | None = None) -> Path:
+                series_uid: str | None = None, instance_uid: str | None = None) -> Path:
     """Write the derived series' file for `image` with denoised `grey` frames (same shape and dtype).
 
     `series_uid` puts several files in one new series; by default each call starts a new series.
+    `instance_uid` (default: a fresh random UID) is the new SOP Instance UID.
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
@@ -59,7 +77,7 @@ def write_dicom(path: str | Path, image: DicomImage, grey: np.ndarray, model_sha
         if keyword in ds:
             delattr(ds, keyword)
     _set_pixels(ds, derived_pixels(image, grey))
-    _mark_derived(ds, src, model_sha256, series_uid or new_uid())
+    _mark_derived(ds, src, model_sha256, series_uid or new_uid(), instance_uid or new_uid())
     meta = FileMetaDataset(getattr(src, "file_meta", FileMetaDataset()))
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -90,11 +108,11 @@ def _set_pixels(ds, pixels: np.ndarray) -> None:
     ds["PixelData"].VR = "OB" if bits == 8 else "OW"
 
 
-def _mark_derived(ds, src, model_sha256: str, series_uid: str) -> None:
+def _mark_derived(ds, src, model_sha256: str, series_uid: str, instance_uid: str) -> None:
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
     ds.SeriesInstanceUID = series_uid
-    ds.SOPInstanceUID = new_uid()
+    ds.SOPInstanceUID = instance_uid
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = f"Speckle2Self self-supervised speckle reduction; model sha256 {model_sha256}"
     description = str(src.get("SeriesDescription", "")).strip()
