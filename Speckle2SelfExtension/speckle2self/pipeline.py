@@ -16,7 +16,8 @@ from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
 from .io.dicom_write import new_uid
-from .io.files import SUPPORTED_SUFFIXES, same_file, suffix_of
+from .io.files import SUPPORTED_SUFFIXES, suffix_of
+from .io.footprint import check_plan
 from .options import check_run_options, check_strength
 
 
@@ -51,6 +52,11 @@ def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]
         else:
             found.append((item, Path(item.name)))
     return found
+
+
+def _dicomdirs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The DICOMDIR files among the inputs: read too, so no output may replace them."""
+    return [Path(i) for i in inputs if Path(i).is_file() and Path(i).name.upper() == "DICOMDIR"]
 
 
 def _dicomdir_images(dicomdir: Path) -> list[tuple[Path, Path]]:
@@ -114,6 +120,7 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
     from .io.dicom_series import read_dicom_series, series_groups
     start = time.monotonic()
     files = [p for p, _ in expand_inputs([item])]
+    check_plan([(files[0], output)], files[1:] + _dicomdirs([item]))
     try:
         if not all(is_dicom(p) for p in files):
             raise InputError(f"{item}: writing one file from a folder needs one DICOM series; this folder holds "
@@ -151,8 +158,7 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     series land in one new series. `strength` blends input (0) and result (1).
     """
     src, dst = Path(src), Path(dst)
-    if same_file(src, dst):
-        raise InputError(f"{dst} is the input file; refusing to overwrite the input")
+    check_plan([(src, dst)])
     start = time.monotonic()
     model = get_model(model)
     dicom = read_dicom(src) if is_dicom(src) else None
@@ -181,7 +187,9 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     """Denoise files and folders into `output`; one report per input file, failures included.
 
     Options, the model and the output plan are checked before the first file: a problem with them
-    raises (InputError, ModelFileError) instead of failing every file. A stop request ends the
+    raises (InputError, ModelFileError) instead of failing every file. The plan is refused when an
+    output, or the data file it writes, is a file of an input (a header's data file, a DICOMDIR),
+    or when two outputs would share a file. A stop request ends the
     batch: the file in progress is not written and the rest are skipped.
     """
     check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision,
@@ -193,13 +201,10 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     if _is_series_to_one_file(inputs, output):
         return [_denoise_series_to_file(Path(inputs[0]), Path(output), strength=strength, **options)]
     reports: list[FileReport] = []
-    claimed: set[Path] = set()
     series_uids: dict[str, str] = {}
-    for src, dst in plan_outputs(inputs, output):
-        if dst.resolve() in claimed:
-            reports.append(FileReport(src, None, False, f"another input already writes {dst}; rename one of them"))
-            continue
-        claimed.add(dst.resolve())
+    pairs = plan_outputs(inputs, output)
+    check_plan(pairs, _dicomdirs(inputs))
+    for src, dst in pairs:
         per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
         try:
             reports.append(denoise_file(src, dst, progress=per_file, series_uids=series_uids, strength=strength,

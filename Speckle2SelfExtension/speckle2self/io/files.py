@@ -16,6 +16,7 @@ from ..atomic import atomic_path, remove_stale_temporaries
 from ..colour import to_grey
 from ..errors import InputError, OutputError
 from ..failures import reason
+from .footprint import check_plan, output_files
 from .volume import Volume
 
 SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".png", ".tif", ".tiff")
@@ -130,8 +131,8 @@ def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = T
     path = Path(path)
     if not is_supported(path):
         raise InputError(f"{path}: cannot write {suffix_of(path)!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
-    if volume.source is not None and same_file(path, volume.source):
-        raise InputError(f"{path} is the input file; refusing to overwrite the input")
+    if volume.source is not None:
+        check_plan([(Path(volume.source), path)])
     if path.exists() and not overwrite:
         raise InputError(f"{path} exists; choose another output name")
     if not path.parent.exists():
@@ -198,12 +199,22 @@ def _write_detached(image, path: Path) -> None:
     try:
         _sitk_write(sitk, image, staging / path.name, path)
         header = staging / path.name
+        _check_staged(staging, path)
         for item in sorted(staging.iterdir(), key=lambda p: p == header):
             os.replace(item, path.parent / item.name)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({reason(exc)})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_staged(staging: Path, path: Path) -> None:
+    """Move nothing unless the writer made exactly the files planned (and checked against the inputs)."""
+    made = sorted(p.name for p in staging.iterdir())
+    planned = sorted(p.name for p in output_files(path))
+    if made != planned:
+        raise OutputError(f"{path}: the writer made {', '.join(made)} instead of {', '.join(planned)}; "
+                          "nothing was written")
 
 
 def _sitk_write(sitk, image, target: Path, final: Path) -> None:
