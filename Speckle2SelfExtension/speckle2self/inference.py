@@ -13,10 +13,10 @@ from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_scale, bmode_to_envelope, 
                       grey_range, image_region, resolve_domain, restore_brightness)
 from .errors import Cancelled, InputError
 from .frame_pipeline import FramePipeline
-from .frames import as_frame_stack, denormalise, normalise
+from .frames import as_frame_stack, denormalise, normalise, rescale_for
 from .log_mapping import LOG_DOMAIN, LogMapping
 from .model_file import LoadedModel, load_model
-from .options import check_run_options
+from .options import check_dynamic_range, check_run_options
 from .output_checks import in_input_range, run_checked, value_range
 from .runner import ModelRunner
 
@@ -117,11 +117,23 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
     region come back bit for bit. `keep` (frames × rows × cols or rows × cols, bool) marks pixels
     that come back unchanged and that the network does not see (colour Doppler, markers), so they do
     not bleed into the tissue around them. `grain_px` (axial, lateral speckle half widths in pixels)
-    overrides the grain measured from the data (log-domain models only).
+    overrides the grain measured from the data (log-domain models only). Values that vary by less
+    than half their magnitude (a large offset) or are all below 1e-30 are shifted and scaled to 0..1
+    in float64 and mapped back after (speckle2self.frames.rescale_for): float32 would flatten them.
     """
     check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision, domain=domain,
                       device=device, dynamic_range_db=dynamic_range_db, grain_px=grain_px)
     stack, single = as_frame_stack(frames)
+    rescale = None if stack.dtype.itemsize == 1 else rescale_for(*value_range(stack))
+    if rescale is not None:  # an offset or tiny values: denoised as 0..1, mapped back in float64
+        result = _output_array(out, stack)
+        inner = denoise(rescale.forward(stack), model, device, batch_size, resolve_domain(domain, stack), progress,
+                        should_stop,
+                        precision=precision, tile_size=tile_size, dynamic_range_db=dynamic_range_db, region=region,
+                        keep=keep, grain_px=grain_px)
+        result[...] = in_input_range(rescale.back(inner[None] if single else inner), stack.dtype,
+                                     value_range(stack))
+        return result[0] if single else result
     pipeline = _prepare(stack, model, device, domain, precision, tile_size, dynamic_range_db, region, grain_px)
     n, rows, cols = stack.shape
     bs = int(batch_size) if batch_size is not None else default_batch_size(pipeline.device, rows, cols)
@@ -171,8 +183,7 @@ def _prepare(stack: np.ndarray, model, device: str, domain: str, precision: str,
 def _mapping_for(stack: np.ndarray, domain: str, dynamic_range_db: float, model: LoadedModel,
                  region: np.ndarray | None, grain_px: tuple[float, float] | None) -> _Mapping | LogMapping:
     chosen = resolve_domain(domain, stack)
-    if not dynamic_range_db > 0:
-        raise InputError(f"dynamic_range_db must be positive, got {dynamic_range_db}")
+    dynamic_range_db = check_dynamic_range(dynamic_range_db)
     card_input = model.card.get("input", {})
     if card_input.get("domain") == LOG_DOMAIN:
         grey = grey_range(stack) if chosen == "bmode" else (0.0, 1.0)
