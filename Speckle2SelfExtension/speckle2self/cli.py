@@ -15,7 +15,7 @@ from . import __version__
 from .devices import DEVICE_CHOICES
 from .errors import OutputError, Speckle2SelfError
 from .failures import reason
-from .options import MIN_TILE_SIZE, PRECISIONS
+from .options import MAX_SEED, MIN_TILE_SIZE, PRECISIONS
 
 
 EXIT_FILE_FAILED = 1
@@ -62,19 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--steps", type=_whole_at_least(1), default=None, metavar="N",
                    help="training steps in total (default 500; with --resume: the checkpoint's, and N must "
                         "exceed the steps it has done)")
-    f.add_argument("--crop", type=_whole_at_least(16), default=None, metavar="PIXELS",
-                   help="side of the square training crops (default 128; fixed by the checkpoint with --resume)")
+    f.add_argument("--crop", type=_multiple_of(16), default=None, metavar="PIXELS",
+                   help="side of the square training crops, a multiple of 16 (default 128; fixed by the "
+                        "checkpoint with --resume)")
     f.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
                    help="crops per training step (default 8; fixed by the checkpoint with --resume)")
     f.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default 1e-3, 2e-4 when fine-tuning; fixed by the checkpoint with --resume)")
     f.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="fraction of frames held out for the validation loss (default 0.1)")
-    f.add_argument("--patience", type=int, default=5, metavar="N",
+    f.add_argument("--patience", type=_whole_at_least(0), default=5, metavar="N",
                    help="stop after N validations without improvement (0: never; default 5)")
-    f.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="random seed for crops, augmentation and the validation split (default 0; fixed by the "
-                        "checkpoint with --resume)")
+    f.add_argument("--seed", type=_whole_from(0, MAX_SEED), default=None, metavar="N",
+                   help=f"random seed for crops, augmentation and the validation split, 0 to {MAX_SEED} (default "
+                        "0; fixed by the checkpoint with --resume)")
     f.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"),
                    help="input domain (auto: 8-bit data is B-mode, anything else envelope)")
     f.add_argument("--resume", metavar="CHECKPOINT",
@@ -125,13 +126,29 @@ def _grain(text: str) -> tuple[float, float]:
 
 
 def _whole_at_least(minimum: int):
+    """An argparse type: a whole number of at least `minimum`."""
+    return _whole_where(lambda v: v >= minimum, f"a whole number of at least {minimum}")
+
+
+def _whole_from(minimum: int, maximum: int):
+    """An argparse type: a whole number from `minimum` to `maximum`."""
+    return _whole_where(lambda v: minimum <= v <= maximum, f"a whole number from {minimum} to {maximum}")
+
+
+def _multiple_of(step: int):
+    """An argparse type: a positive whole multiple of `step` (a network's frame multiple)."""
+    return _whole_where(lambda v: v >= step and v % step == 0, f"a whole multiple of {step}, such as {8 * step}")
+
+
+def _whole_where(accept, wanted: str):
+    """An argparse type: a whole number that `accept` takes, else an error saying `wanted`."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not {text!r}")
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, not {text!r}")
         return value
     return parse
 

@@ -13,6 +13,8 @@ import numpy as np
 from .errors import InputError
 
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+MAX_SEED = 2 ** 32 - 1
+"""Largest training seed: NumPy's and PyTorch's generators both take 0..2**32-1 on every platform."""
 MIN_TILE_SIZE = 128
 """Smallest tile (network pixels) accepted. Tiles overlap by up to 96 pixels (runner.TILE_OVERLAP,
 at most half a tile); from 128 pixels on, tiled and whole-frame results agree away from the frame
