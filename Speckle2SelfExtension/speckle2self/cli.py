@@ -14,6 +14,7 @@ from typing import Sequence
 from . import __version__
 from .devices import DEVICE_CHOICES
 from .errors import OutputError, Speckle2SelfError
+from .igtl_messages import DEFAULT_MAX_MESSAGE_MB
 from .failures import reason
 from .options import MAX_SEED, MIN_TILE_SIZE, PRECISIONS
 
@@ -93,10 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("live", help="relay an OpenIGTLink image stream, denoised, to OpenIGTLink clients")
     v.add_argument("--source", required=True, type=_endpoint, metavar="HOST:PORT",
                    help="OpenIGTLink server sending IMAGE messages (a PLUS server, a scanner)")
-    v.add_argument("--serve", required=True, type=int, metavar="PORT",
+    v.add_argument("--serve", required=True, type=_port, metavar="PORT",
                    help="port on which clients (e.g. Slicer's OpenIGTLinkIF) receive the denoised images")
-    v.add_argument("--bind", default="127.0.0.1", metavar="HOST",
+    v.add_argument("--bind", default="127.0.0.1", type=_host, metavar="HOST",
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    v.add_argument("--max-message-mb", type=_positive_float, default=DEFAULT_MAX_MESSAGE_MB, metavar="MB",
+                   help=f"largest OpenIGTLink message accepted from the source, in MiB (default "
+                        f"{DEFAULT_MAX_MESSAGE_MB}); a larger one is refused unread and the connection is reopened")
     v.add_argument("--suffix", default="Denoised", help="appended to each input image's name (default Denoised)")
     v.add_argument("--model", metavar="PATH", help="Speckle2Self model file (default: the bundled model)")
     v.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
@@ -111,6 +115,22 @@ def _endpoint(text: str) -> tuple[str, int]:
     from .igtl_relay import parse_endpoint
     try:
         return parse_endpoint(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    from .igtl_relay import parse_port
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host(text: str) -> str:
+    from .igtl_relay import parse_host
+    try:
+        return parse_host(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -305,7 +325,7 @@ def cmd_live(args) -> int:
     say = lambda line: print(f"speckle2self live: {line}", flush=True)  # noqa: E731
     try:
         relay = Relay(args.source, args.serve, model=args.model, device=args.device, precision=args.precision,
-                      suffix=args.suffix, bind=args.bind, say=say)
+                      suffix=args.suffix, bind=args.bind, say=say, max_message_mb=args.max_message_mb)
     except ImportError as exc:
         print(f"speckle2self: error: the live relay needs pyigtl (pip install pyigtl): {exc}", file=sys.stderr)
         return 2
