@@ -195,7 +195,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                    help="where to run (auto: CUDA, then Apple MPS, then CPU); an absent device is an error")
     p.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
-                   help="frames per batch (default: 2 on CPU, about 16 megapixels on a GPU)")
+                   help="frames per batch (default: 1 on CPU, about 16 megapixels on a GPU)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

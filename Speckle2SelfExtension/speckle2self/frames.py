@@ -18,8 +18,13 @@ def as_frame_stack(frames: np.ndarray) -> tuple[np.ndarray, bool]:
     """A (frames, rows, cols) view of `frames` (no copy) and whether the input was a single 2-D frame.
 
     Raises InputError for anything the network cannot take: empty, too small, complex, not numeric,
-    more than three dimensions, NaN/Inf, or entirely constant.
+    more than three dimensions, NaN/Inf, entirely constant, or a masked array with masked pixels
+    (its mask would be ignored silently).
     """
+    if np.ma.isMaskedArray(frames) and np.ma.getmaskarray(frames).any():
+        raise InputError(f"frames is a masked array with {int(np.ma.count_masked(frames))} masked pixels, and "
+                         "denoise does not use a mask: pass frames.filled(value) (and keep=np.ma.getmaskarray(frames) "
+                         "to return those pixels unchanged)")
     arr = np.asarray(frames)
     if np.iscomplexobj(arr):
         raise InputError("complex data is not supported: pass the envelope (magnitude), e.g. np.abs(iq)")

@@ -16,7 +16,7 @@ from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
 from .io.dicom_write import new_uid
-from .io.files import SUPPORTED_SUFFIXES, suffix_of
+from .io.files import SUPPORTED_SUFFIXES, check_can_hold, check_output_name, suffix_of
 from .io.footprint import check_plan
 from .options import check_run_options, check_strength
 
@@ -36,18 +36,25 @@ FileProgress = Callable[[Path, int, int], None]
 """Called as progress(input_path, frames_done, frames_total) during each file."""
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
-    """(file, name relative to its input root) for every supported file in files and folders."""
+def expand_inputs(inputs: Sequence[str | os.PathLike],
+                  output_folder: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
+    """(file, name relative to its input root) for every supported file in files and folders.
+
+    A folder's files inside `output_folder` are left out: writing `study/` into `study/denoised`
+    a second time must not denoise the first run's results again.
+    """
     found: list[tuple[Path, Path]] = []
+    skip = Path(output_folder).resolve() if output_folder is not None else None
     for item in map(Path, inputs):
         if item.is_file() and item.name.upper() == "DICOMDIR":
             found.extend(_dicomdir_images(item))
         elif item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.is_file() and _is_image_file(p)
-                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
+                           and not any(part.startswith(".") for part in p.relative_to(item).parts)
+                           and not (skip is not None and p.resolve().is_relative_to(skip)))
             if not files:
                 raise InputError(f"{item}: folder contains no supported image files (NRRD, NIfTI, MHA/MHD, "
-                                 "PNG, TIFF, DICOM)")
+                                 "PNG, TIFF, DICOM)" + (f" outside the output folder {output_folder}" if skip else ""))
             found.extend((p, p.relative_to(item)) for p in files)
         else:
             found.append((item, Path(item.name)))
@@ -86,10 +93,11 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
     One input file and an output with an image suffix: that file. Otherwise the output is a folder
     and each result keeps its input's name (and sub-folder, for folder inputs). An output name with
     an extension is a file name: unless that folder already exists, it is refused where a folder is
-    needed, and an unknown extension is refused, rather than creating a folder of that name.
+    needed, and an unknown extension is refused, rather than creating a folder of that name. Files
+    already inside the output folder are not inputs (expand_inputs).
     """
     output = Path(output)
-    pairs = expand_inputs(inputs)
+    pairs = expand_inputs(inputs, output)
     single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
     if single and _is_file_name(output):
         return [(pairs[0][0], output)]
@@ -121,6 +129,7 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
     start = time.monotonic()
     files = [p for p, _ in expand_inputs([item])]
     check_plan([(files[0], output)], files[1:] + _dicomdirs([item]))
+    check_output_name(output)
     try:
         if not all(is_dicom(p) for p in files):
             raise InputError(f"{item}: writing one file from a folder needs one DICOM series; this folder holds "
@@ -136,6 +145,16 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
         return FileReport(item, None, False, str(exc))
     return FileReport(item, output, True, frames=len(result), seconds=time.monotonic() - start,
                       notes=list(image.volume.notes) + image.warnings)
+
+
+def check_output_type(src: Path, dst: Path) -> None:
+    """Refuse, before any work, an output that this input cannot be written to: a DICOM (or unknown)
+    extension for a non-DICOM input, or an extension in a case the writers mishandle."""
+    if is_supported(dst):
+        check_output_name(dst)
+    elif not is_dicom(src):
+        raise InputError(f"{dst}: {suffix_of(dst) or 'a name without an extension'} is written as DICOM, which "
+                         f"needs a DICOM input; use one of {', '.join(SUPPORTED_SUFFIXES)}")
 
 
 def dicom_hints(image) -> dict:
@@ -159,10 +178,13 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     """
     src, dst = Path(src), Path(dst)
     check_plan([(src, dst)])
+    check_output_type(src, dst)
     start = time.monotonic()
     model = get_model(model)
     dicom = read_dicom(src) if is_dicom(src) else None
     volume = dicom.volume if dicom is not None else read_volume(src)
+    if is_supported(dst):
+        check_can_hold(dst, volume)
     result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
                      progress=progress, should_stop=should_stop, grain_px=grain_px, precision=precision,
                      tile_size=tile_size, **(dicom_hints(dicom) if dicom is not None else {}))
@@ -204,6 +226,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     series_uids: dict[str, str] = {}
     pairs = plan_outputs(inputs, output)
     check_plan(pairs, _dicomdirs(inputs))
+    for src, dst in pairs:
+        check_output_type(src, dst)
     for src, dst in pairs:
         per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
         try:
