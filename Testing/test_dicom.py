@@ -343,3 +343,26 @@ def test_8_bit_palette_lookup_tables(tmp_path):
     image = read_dicom(_save(ds, tmp_path / "pal8.dcm"))
     index = examples.palette_color.pixel_array.astype(np.uint8)
     assert np.array_equal(image.rgb[0], np.stack([index, 255 - index, index // 2], axis=-1))
+
+
+def test_a_rescale_that_is_not_applied_is_said(tmp_path):
+    ds = copy.deepcopy(examples.ybr_color)
+    ds.RescaleSlope, ds.RescaleIntercept = 2, -10
+    image = read_dicom(_save(ds, tmp_path / "rescaled.dcm"))
+    assert any("Rescale Slope 2 and Intercept -10 are not applied" in w for w in image.warnings)
+
+
+def test_per_frame_pixel_spacings_that_differ_are_said(tmp_path):
+    from pydicom.dataset import Dataset
+    ds = copy.deepcopy(examples.ybr_color)
+    ds.PixelSpacing = [0.1, 0.1]
+    groups = []
+    for i in range(int(ds.NumberOfFrames)):
+        measures, group = Dataset(), Dataset()
+        measures.PixelSpacing = [0.1 + 0.3 * i / (int(ds.NumberOfFrames) - 1)] * 2
+        group.PixelMeasuresSequence = [measures]
+        groups.append(group)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    image = read_dicom(_save(ds, tmp_path / "per_frame.dcm"))
+    assert any("pixel spacings vary from 0.1 to 0.4 mm; 0.1 × 0.1 mm is used for every frame" in w
+               for w in image.warnings)

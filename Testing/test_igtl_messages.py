@@ -136,7 +136,8 @@ MALFORMED = {
     "scalar type 99": _repack(_image(), body=_image_body(b3=bytes([99]))),
     "a sub-volume": _repack(_image(), body=_image_body(b60=struct.pack(">HHH", 1, 0, 0))),
     "a 3-byte body": _repack(_image(), body=b"abc"),
-    "version 2 claiming 4 GB of metadata": _repack(_image(version=2), body=struct.pack(">HHII", 12, 65535, 2 ** 32 - 1, 0)
+    "version 2 claiming 4 GB of metadata": _repack(_image(version=2),
+                                                   body=struct.pack(">HHII", 12, 65535, 2 ** 32 - 1, 0)
                                                    + _image(version=2)[HEADER_SIZE + 12:]),
 }
 

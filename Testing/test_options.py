@@ -262,6 +262,7 @@ def test_a_bad_training_setting_is_an_input_error(kwargs, message):
 
 def test_a_crop_that_is_not_a_multiple_of_16_is_refused_before_reading_the_data(tiny_model, frame_file, tmp_path):
     from speckle2self.finetune import finetune_files
-    with pytest.raises(InputError, match=r"crop must be a multiple of 16 pixels for this network, got 40 \(use 32 or 48\)"):
+    with pytest.raises(InputError, match=r"crop must be a multiple of 16 pixels for this network, got 40 "
+                                         r"\(use 32 or 48\)"):
         finetune_files([frame_file], tmp_path / "m.pt", init=tiny_model, crop=40, steps=1, device="cpu")
     assert not (tmp_path / "m.pt").exists()

@@ -151,7 +151,8 @@ def _image_content(version: int, body: bytes) -> bytes:
 
 def _check_image(content: bytes) -> None:
     if len(content) < IMAGE_HEAD.size:
-        raise MalformedMessage(f"an IMAGE of {len(content)} bytes, shorter than its {IMAGE_HEAD.size}-byte image header")
+        raise MalformedMessage(f"an IMAGE of {len(content)} bytes, shorter than its {IMAGE_HEAD.size}-byte "
+                               "image header")
     values = IMAGE_HEAD.unpack(content[:IMAGE_HEAD.size])
     components, scalar, sizes = values[1], values[2], values[5:8]
     start, sub_sizes = values[20:23], values[23:26]

@@ -327,7 +327,8 @@ class Relay:
     def status(self) -> str:
         """Frame rate and latency, clients, and what the source sent that could not be used."""
         problems = self.source.status()
-        return f"{self.live.stats().text}; {self.server.clients} client(s) connected" + (f"; {problems}" if problems else "")
+        line = f"{self.live.stats().text}; {self.server.clients} client(s) connected"
+        return line + (f"; {problems}" if problems else "")
 
     def run_forever(self, report_every: float = 2.0) -> None:
         """Print fps and latency every `report_every` seconds until Ctrl-C (KeyboardInterrupt)."""
