@@ -127,3 +127,29 @@ def test_the_data_files_a_writer_creates_are_predicted(tmp_path):
     predicted = sorted(p.name for name in ("a.mhd", "b.nhdr", "c.x.nhdr", "d.nrrd")
                        for p in output_files(tmp_path / name))
     assert written == predicted
+
+
+def test_an_output_may_not_replace_the_data_file_of_an_image_outside_the_run(tiny_model, tmp_path):
+    _write(tmp_path / "other.nrrd", seed=2)
+    _write(tmp_path / "kept" / "scan.mhd")  # not an input: someone else's image and its scan.raw
+    before = _snapshot(tmp_path / "kept")
+    res = run("denoise", tmp_path / "other.nrrd", "-o", tmp_path / "kept" / "scan.nhdr", "--model", tiny_model)
+    assert res.returncode == 2, res.stderr
+    assert f"its data file {tmp_path / 'kept' / 'scan.raw'} exists and is not scan.nhdr's own" in res.stderr
+    assert _snapshot(tmp_path / "kept") == before
+
+
+def test_an_earlier_result_with_its_data_file_may_be_replaced(tiny_model, tmp_path):
+    _write(tmp_path / "in.nrrd")
+    for _ in range(2):
+        report = denoise_file(tmp_path / "in.nrrd", tmp_path / "out" / "result.nhdr", model=tiny_model, device="cpu")
+        assert report.ok
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["result.nhdr", "result.raw"]
+
+
+def test_writing_a_volume_refuses_a_data_file_it_does_not_own(tmp_path):
+    (tmp_path / "scan.raw").write_bytes(b"someone else's pixels")
+    with pytest.raises(InputError, match="scan.raw exists and is not scan.nhdr's own"):
+        write_volume(tmp_path / "scan.nhdr", Volume(np.zeros((2, 8, 8), np.float32)))
+    assert (tmp_path / "scan.raw").read_bytes() == b"someone else's pixels"
+    assert not (tmp_path / "scan.nhdr").exists()

@@ -17,7 +17,7 @@ from ..atomic import atomic_path, remove_stale_temporaries
 from ..colour import to_grey
 from ..errors import InputError, OutputError
 from ..failures import reason
-from .footprint import check_plan, output_files
+from .footprint import check_own_data_files, check_plan, output_files
 from .volume import Volume
 
 SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".png", ".tif", ".tiff")
@@ -169,6 +169,7 @@ def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = T
     check_output_name(path)
     if volume.source is not None:
         check_plan([(Path(volume.source), path)])
+    check_own_data_files(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} exists; choose another output name")
     if not path.parent.exists():

@@ -92,8 +92,10 @@ def _identity(path: Path) -> tuple:
 
 
 def check_plan(pairs: Sequence[tuple[Path, Path]], inputs: Iterable[Path] = ()) -> None:
-    """Refuse a plan in which an output (or its data file) is a file of any input, or two outputs
-    share a file. `pairs` are (input, output); `inputs` are further files read (e.g. a DICOMDIR)."""
+    """Refuse a plan in which an output (or its data file) is a file of any input, two outputs share
+    a file, or an output's data file already exists without being that output's own (the data file
+    of an earlier result of the same name may be replaced; another image's may not). `pairs` are
+    (input, output); `inputs` are further files read (e.g. a DICOMDIR)."""
     owners: dict[tuple, tuple[Path, Path]] = {}
     for src in [src for src, _ in pairs] + list(inputs):
         for part in input_files(src):
@@ -107,6 +109,19 @@ def check_plan(pairs: Sequence[tuple[Path, Path]], inputs: Iterable[Path] = ()) 
             if key in written:
                 raise InputError(_shared_message(written[key], (src, dst), part))
             written[key] = (src, dst)
+        check_own_data_files(dst)
+
+
+def check_own_data_files(dst: Path) -> None:
+    """Refuse an output whose data file (NAME.raw of a .mhd/.nhdr) exists but is not named by the
+    header already at `dst`: it may hold another image's pixels."""
+    own = None
+    for part in output_files(dst)[1:]:
+        if part.exists():
+            own = {_identity(p) for p in input_files(dst)[1:]} if own is None else own
+            if _identity(part) not in own:
+                raise InputError(f"{dst}: its data file {part} exists and is not {dst.name}'s own; writing would "
+                                 "replace it (it may hold another image's pixels): choose another output name")
 
 
 def _overwrite_message(dst: Path, part: Path, src: Path, owned: Path) -> str:
