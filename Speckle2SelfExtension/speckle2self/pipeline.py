@@ -53,8 +53,9 @@ def expand_inputs(inputs: Sequence[str | os.PathLike],
                            and not any(part.startswith(".") for part in p.relative_to(item).parts)
                            and not (skip is not None and p.resolve().is_relative_to(skip)))
             if not files:
+                where = f" outside the output folder {output_folder}" if skip is not None else ""
                 raise InputError(f"{item}: folder contains no supported image files (NRRD, NIfTI, MHA/MHD, "
-                                 "PNG, TIFF, DICOM)" + (f" outside the output folder {output_folder}" if skip else ""))
+                                 f"PNG, TIFF, DICOM){where}")
             found.extend((p, p.relative_to(item)) for p in files)
         else:
             found.append((item, Path(item.name)))
@@ -147,6 +148,17 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
                       notes=list(image.volume.notes) + image.warnings)
 
 
+def checked_plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """plan_outputs, refused (InputError) when an output, or the data file it writes, is a file of an
+    input (a header's data file, a DICOMDIR), when two outputs would share a file, or when an output
+    cannot be written from its input (check_output_type)."""
+    pairs = plan_outputs(inputs, output)
+    check_plan(pairs, _dicomdirs(inputs))
+    for src, dst in pairs:
+        check_output_type(src, dst)
+    return pairs
+
+
 def check_output_type(src: Path, dst: Path) -> None:
     """Refuse, before any work, an output that this input cannot be written to: a DICOM (or unknown)
     extension for a non-DICOM input, or an extension in a case the writers mishandle."""
@@ -209,10 +221,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     """Denoise files and folders into `output`; one report per input file, failures included.
 
     Options, the model and the output plan are checked before the first file: a problem with them
-    raises (InputError, ModelFileError) instead of failing every file. The plan is refused when an
-    output, or the data file it writes, is a file of an input (a header's data file, a DICOMDIR),
-    or when two outputs would share a file. A stop request ends the
-    batch: the file in progress is not written and the rest are skipped.
+    raises (InputError, ModelFileError) instead of failing every file (see checked_plan). A stop
+    request ends the batch: the file in progress is not written and the rest are skipped.
     """
     check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision,
                       domain=domain, device=device, grain_px=grain_px)
@@ -224,11 +234,7 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         return [_denoise_series_to_file(Path(inputs[0]), Path(output), strength=strength, **options)]
     reports: list[FileReport] = []
     series_uids: dict[str, str] = {}
-    pairs = plan_outputs(inputs, output)
-    check_plan(pairs, _dicomdirs(inputs))
-    for src, dst in pairs:
-        check_output_type(src, dst)
-    for src, dst in pairs:
+    for src, dst in checked_plan(inputs, output):
         per_file = (lambda d, t, s=src: progress(s, d, t)) if progress is not None else None
         try:
             reports.append(denoise_file(src, dst, progress=per_file, series_uids=series_uids, strength=strength,

@@ -184,14 +184,6 @@ def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = T
     return path
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two existing paths name the same file (links included)."""
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
 def _image_from_volume(volume: Volume, path: Path):
     import SimpleITK as sitk
     frames = volume.frames
