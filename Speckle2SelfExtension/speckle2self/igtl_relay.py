@@ -149,6 +149,7 @@ class SourceConnection:
                 self._closed(f"closing the connection to {self.host}:{self.port}: {exc}; reconnecting")
             except (ConnectionError, OSError) as exc:
                 self.say(f"the source at {self.host}:{self.port} went away ({exc}); reconnecting")
+                self._stop.wait(self.retry_s)  # a source that accepts and hangs up at once: no busy loop
             except Exception as exc:  # a bug here must not end the stream for good
                 self._closed(f"closing the connection to {self.host}:{self.port} after an unexpected "
                              f"{type(exc).__name__}: {exc}; reconnecting")
@@ -184,9 +185,8 @@ class SourceConnection:
     def _drop(self, exc: MalformedMessage) -> None:
         self.counts["dropped"] += 1
         self.counts["crc"] += isinstance(exc, CrcMismatch)
-        first = self.last_problem is None
         self.last_problem = f"dropped {exc}"
-        if first or self.counts["dropped"] % 100 == 0:
+        if self.counts["dropped"] == 1 or self.counts["dropped"] % 100 == 0:
             self.say(f"dropped {exc} ({self.counts['dropped']} so far); the stream goes on")
 
 
