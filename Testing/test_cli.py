@@ -61,7 +61,7 @@ def test_a_failing_file_is_reported_and_the_rest_continue(tiny_model, study, tmp
 def test_output_equal_to_input_is_refused_and_input_kept(tiny_model, study):
     before = (study / "a.nrrd").read_bytes()
     res = run("denoise", study / "a.nrrd", "-o", study / "a.nrrd", "--model", tiny_model)
-    assert res.returncode == 1 and "refusing to overwrite the input" in res.stderr
+    assert res.returncode == 2 and "refusing to overwrite the input" in res.stderr
     assert (study / "a.nrrd").read_bytes() == before
 
 

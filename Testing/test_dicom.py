@@ -413,3 +413,26 @@ def test_a_librarys_own_failure_on_one_file_is_reported_and_the_batch_goes_on(ti
     assert [(r.input.name, r.ok) for r in reports] == [("a.dcm", False), ("b.dcm", True)]
     assert "ValueError: With tag (0028,0010) got exception: bad value" in reports[0].error
     assert (tmp_path / "out" / "b.dcm").is_file() and not (tmp_path / "out" / "a.dcm").exists()
+
+
+def test_a_rescale_that_is_not_applied_is_said(tmp_path):
+    ds = example("ybr_color")
+    ds.RescaleSlope, ds.RescaleIntercept = 2, -10
+    image = read_dicom(_save(ds, tmp_path / "rescaled.dcm"))
+    assert any("Rescale Slope 2 and Intercept -10 are not applied" in w for w in image.warnings)
+
+
+def test_per_frame_pixel_spacings_that_differ_are_said(tmp_path):
+    from pydicom.dataset import Dataset
+    ds = example("ybr_color")
+    ds.PixelSpacing = [0.1, 0.1]
+    groups = []
+    for i in range(int(ds.NumberOfFrames)):
+        measures, group = Dataset(), Dataset()
+        measures.PixelSpacing = [0.1 + 0.3 * i / (int(ds.NumberOfFrames) - 1)] * 2
+        group.PixelMeasuresSequence = [measures]
+        groups.append(group)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    image = read_dicom(_save(ds, tmp_path / "per_frame.dcm"))
+    assert any("pixel spacings vary from 0.1 to 0.4 mm; 0.1 × 0.1 mm is used for every frame" in w
+               for w in image.warnings)

@@ -151,3 +151,77 @@ def test_endpoints_are_host_and_port(text, expected):
 def test_a_bad_endpoint_is_refused():
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_endpoint("localhost")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--serve", "70000"], "argument --serve: expected a port from 1 to 65535 (0: any free port), not '70000'"),
+    (["--serve", "-1"], "argument --serve: expected a port from 1 to 65535 (0: any free port), not '-1'"),
+    (["--serve", "0", "--bind", "no such host!"], "argument --bind: expected an IP address or a host name"),
+    (["--serve", "0", "--max-message-mb", "0"], "argument --max-message-mb: expected a positive, finite number"),
+])
+def test_a_bad_port_host_or_limit_is_a_usage_error(options, message):
+    res = subprocess.run([sys.executable, "-m", "speckle2self", "live", "--source", "127.0.0.1:18944", *options],
+                         capture_output=True, text=True, timeout=WAIT)
+    assert res.returncode == 2 and message in res.stderr
+    assert "this is a bug" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_bad_source_host_is_refused():
+    with pytest.raises(ValueError, match="expected an IP address or a host name, not 'a..b'"):
+        parse_endpoint("a..b:18944")
+
+
+class _CorruptedImage(pyigtl.ImageMessage):
+    """An IMAGE whose last pixel byte is flipped after its CRC was computed, as a bad link would."""
+
+    def pack(self):
+        data = super().pack()
+        return data[:-1] + bytes([data[-1] ^ 0xFF])
+
+
+def test_the_status_line_says_what_the_source_sent_that_was_dropped(relay, client, source_port, cine):
+    with _source_server(source_port) as source:
+        _send_until_received(source, client, _frame(cine))
+        source.send_message(_CorruptedImage(_frame(cine), device_name="Image"), wait=True)
+        deadline = time.monotonic() + WAIT
+        while "source:" not in relay.status() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "source: 1 message(s) dropped (1 with a bad CRC), 0 connection(s) closed" in relay.status()
+        received = _send_until_received(source, client, _frame(cine, 1), timestamp=3.0)
+        while received.timestamp != pytest.approx(3.0):  # the stream goes on: a newer frame comes through
+            received = _send_until_received(source, client, _frame(cine, 1), timestamp=3.0)
+
+
+def test_device_names_kept_and_replayed_to_a_new_client_are_bounded():
+    from speckle2self.igtl_relay import MAX_NAMES, MessageServer
+    server = MessageServer(0)
+    try:
+        for i in range(5000):
+            server.publish(f"Tool{i}", pyigtl.StringMessage("x", device_name=f"Tool{i}").pack())
+        assert server.names == [f"Tool{i}" for i in range(5000 - MAX_NAMES, 5000)]
+        newcomer = pyigtl.OpenIGTLinkClient(host="127.0.0.1", port=server.port)
+        try:
+            assert newcomer.wait_for_message("Tool4999", timeout=WAIT) is not None
+            assert newcomer.wait_for_message("Tool0", timeout=0.5) is None
+        finally:
+            newcomer.stop()
+    finally:
+        server.close()
+
+
+def test_the_bytes_kept_for_clients_are_bounded():
+    from speckle2self.igtl_relay import MessageServer
+    server = MessageServer(0, max_bytes=10_000)
+    try:
+        for i in range(50):
+            server.publish(f"Image{i}", bytes(3000))
+        assert len(server.names) == 3 and server.names[-1] == "Image49"
+    finally:
+        server.close()
+
+
+def test_image_names_announced_are_bounded(relay):
+    from speckle2self.igtl_relay import MAX_NAMES
+    for i in range(5000):
+        relay._output_name(f"Image{i}")
+    assert len(relay._named) == MAX_NAMES

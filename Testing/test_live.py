@@ -145,3 +145,9 @@ def test_a_model_that_cannot_be_loaded_fails_the_constructor_and_leaves_no_threa
         LiveDenoiser(bad, device="cpu")
     assert threading.active_count() == before
 
+
+
+def test_a_dynamic_range_outside_10_to_120_db_is_refused_when_the_stream_is_set_up(tiny_log_model):
+    from speckle2self.errors import InputError
+    with pytest.raises(InputError, match="dynamic_range_db must be from 10 to 120 dB"):
+        LiveDenoiser(tiny_log_model, device="cpu", dynamic_range_db=1e6)

@@ -222,3 +222,47 @@ def test_a_second_ctrl_c_says_what_was_left(tiny_model, interrupted_run, tmp_pat
         assert f"continue from the checkpoint with --resume {ckpt}" in stderr
     else:
         assert "no model or checkpoint was written" in stderr
+
+
+def test_a_read_only_memory_map_as_out_is_an_input_error(tiny_model, phantom, tmp_path):
+    frame = phantom.envelope.astype(np.float32)
+    np.zeros(frame.shape, np.float32).tofile(tmp_path / "out.raw")
+    read_only = np.memmap(tmp_path / "out.raw", dtype=np.float32, mode="r", shape=frame.shape)
+    with pytest.raises(InputError, match="out is read-only .* mode='r\\+'"):
+        denoise(frame, model=tiny_model, device="cpu", out=read_only)
+
+
+def test_a_list_as_out_is_an_input_error(tiny_model, phantom):
+    with pytest.raises(InputError, match="out must be a NumPy array .* not list"):
+        denoise(phantom.envelope, model=tiny_model, device="cpu", out=[0.0] * 16)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--seed", "-5", "expected a whole number from 0 to 4294967295, not '-5'"),
+    ("--seed", str(2 ** 70), f"expected a whole number from 0 to 4294967295, not '{2 ** 70}'"),
+    ("--crop", "17", "expected a whole multiple of 16, such as 128, not '17'"),
+    ("--patience", "-1", "expected a whole number of at least 0, not '-1'"),
+])
+def test_a_bad_finetune_number_is_a_usage_error(frame_file, tmp_path, option, value, message):
+    res = run("finetune", frame_file, "-o", tmp_path / "m.pt", option, value)
+    assert res.returncode == 2 and f"argument {option}: {message}" in res.stderr
+    assert "this is a bug" not in res.stderr and not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seed": -5}, "seed must be a whole number from 0 to 4294967295, got -5"),
+    ({"seed": 2 ** 70}, "seed must be a whole number from 0 to 4294967295"),
+    ({"patience": -1}, "patience must be a whole number of validations, 0 .* or more, got -1"),
+])
+def test_a_bad_training_setting_is_an_input_error(kwargs, message):
+    from speckle2self.training import TrainConfig
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_a_crop_that_is_not_a_multiple_of_16_is_refused_before_reading_the_data(tiny_model, frame_file, tmp_path):
+    from speckle2self.finetune import finetune_files
+    with pytest.raises(InputError, match=r"crop must be a multiple of 16 pixels for this network, got 40 "
+                                         r"\(use 32 or 48\)"):
+        finetune_files([frame_file], tmp_path / "m.pt", init=tiny_model, crop=40, steps=1, device="cpu")
+    assert not (tmp_path / "m.pt").exists()

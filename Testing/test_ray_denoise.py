@@ -19,7 +19,7 @@ from importlib.util import find_spec
 import numpy as np
 import pydicom
 import pytest
-from pydicom import examples
+from dicom_examples import example
 
 from speckle2self.io import Volume, write_volume
 from speckle2self.phantoms import make_cine
@@ -59,7 +59,7 @@ def dicom_series(folder, count=3):
     """`count` files of one ultrasound series (pydicom's RGB example, each its own instance)."""
     folder.mkdir(parents=True)
     for i in range(count):
-        ds = copy.deepcopy(examples.rgb_color)
+        ds = example("rgb_color")
         ds.SOPInstanceUID, ds.InstanceNumber = pydicom.uid.generate_uid(), i + 1
         ds.save_as(folder / f"img{i}.dcm", enforce_file_format=True)
     return folder

@@ -122,3 +122,44 @@ def test_an_older_file_without_the_embedded_checksum_still_loads(tmp_path):
     torch.jit.save(module, str(older), _extra_files={CARD_FILE: json.dumps(make_card(TINY, {"steps": 0}))})
     loaded = load_model(older)
     assert WEIGHTS_KEY not in loaded.card and loaded.path == older
+
+
+def _speckle_0_255():
+    from speckle2self.phantoms import make_phantom
+    envelope = make_phantom((96, 96), seed=3).envelope.astype(np.float64)
+    return np.rint(envelope / envelope.max() * 255)
+
+
+def _agreement(a, b):
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize("dtype, offset", [(np.float64, 1e9), (np.float32, 1e5)])
+def test_a_large_offset_is_denoised_not_flattened(dtype, offset):
+    x = _speckle_0_255()
+    out = denoise((offset + x).astype(dtype), device="cpu")
+    assert out.dtype == dtype and len(np.unique(out)) > 1000
+    assert _agreement(out.astype(np.float64) - offset, denoise(x, device="cpu")) > 0.95
+
+
+def test_subnormal_values_are_denoised_not_flattened():
+    x = _speckle_0_255()
+    out = denoise(x * 5e-324, device="cpu")  # 0..255 times the smallest subnormal float64
+    assert len(np.unique(out)) > 100 and out.min() >= 0 and out.max() <= 255 * 5e-324
+    assert _agreement(out / 5e-324, denoise(x, device="cpu")) > 0.95
+
+
+def test_a_range_of_two_parts_in_ten_trillion_is_not_binarised():
+    x = _speckle_0_255()
+    out = denoise(1.0 + x / 255 * 2e-13, device="cpu")
+    assert len(np.unique(out)) > 100 and _agreement(out, x) > 0.3
+
+
+@pytest.mark.parametrize("db", [1e-9, 5, 121, 1e6])
+def test_a_dynamic_range_outside_10_to_120_db_is_refused_without_a_warning(db):
+    import warnings
+    from speckle2self.errors import InputError
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match=f"dynamic_range_db must be from 10 to 120 dB .* got {db!r}"):
+            denoise(_speckle_0_255(), device="cpu", dynamic_range_db=db)

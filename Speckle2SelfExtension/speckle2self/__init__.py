@@ -29,9 +29,10 @@ _LAZY = {
     "denoise_files_ray": ("cluster", "denoise_files_ray"),
 }
 
-from .errors import Cancelled, InputError, ModelFileError, Speckle2SelfError  # noqa: E402  (no torch)
+from .errors import Cancelled, InputError, ModelFileError, OutputError, Speckle2SelfError  # noqa: E402  (no torch)
 
-__all__ = sorted(_LAZY) + ["Cancelled", "InputError", "ModelFileError", "Speckle2SelfError", "__version__"]
+__all__ = sorted(_LAZY) + ["Cancelled", "InputError", "ModelFileError", "OutputError", "Speckle2SelfError",
+                           "__version__"]
 
 
 def __getattr__(name: str):

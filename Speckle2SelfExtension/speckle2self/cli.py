@@ -14,8 +14,9 @@ from typing import Sequence
 from . import __version__
 from .devices import DEVICE_CHOICES
 from .errors import InputError, OutputError, Speckle2SelfError
+from .igtl_messages import DEFAULT_MAX_MESSAGE_MB
 from .failures import reason
-from .options import MIN_TILE_SIZE, PRECISIONS
+from .options import MAX_SEED, MIN_TILE_SIZE, PRECISIONS
 
 
 EXIT_FILE_FAILED = 1
@@ -63,19 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--steps", type=_whole_at_least(1), default=None, metavar="N",
                    help="training steps in total (default 500; with --resume: the checkpoint's, and N must "
                         "exceed the steps it has done)")
-    f.add_argument("--crop", type=_whole_at_least(16), default=None, metavar="PIXELS",
-                   help="side of the square training crops (default 128; fixed by the checkpoint with --resume)")
+    f.add_argument("--crop", type=_multiple_of(16), default=None, metavar="PIXELS",
+                   help="side of the square training crops, a multiple of 16 (default 128; fixed by the "
+                        "checkpoint with --resume)")
     f.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
                    help="crops per training step (default 8; fixed by the checkpoint with --resume)")
     f.add_argument("--lr", type=_positive_float, default=None,
                    help="learning rate (default 1e-3, 2e-4 when fine-tuning; fixed by the checkpoint with --resume)")
     f.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
                    help="fraction of frames held out for the validation loss (default 0.1)")
-    f.add_argument("--patience", type=int, default=5, metavar="N",
+    f.add_argument("--patience", type=_whole_at_least(0), default=5, metavar="N",
                    help="stop after N validations without improvement (0: never; default 5)")
-    f.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="random seed for crops, augmentation and the validation split (default 0; fixed by the "
-                        "checkpoint with --resume)")
+    f.add_argument("--seed", type=_whole_from(0, MAX_SEED), default=None, metavar="N",
+                   help=f"random seed for crops, augmentation and the validation split, 0 to {MAX_SEED} (default "
+                        "0; fixed by the checkpoint with --resume)")
     f.add_argument("--domain", default="auto", choices=("auto", "envelope", "bmode"),
                    help="input domain (auto: 8-bit data is B-mode, anything else envelope)")
     f.add_argument("--resume", metavar="CHECKPOINT",
@@ -93,10 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("live", help="relay an OpenIGTLink image stream, denoised, to OpenIGTLink clients")
     v.add_argument("--source", required=True, type=_endpoint, metavar="HOST:PORT",
                    help="OpenIGTLink server sending IMAGE messages (a PLUS server, a scanner)")
-    v.add_argument("--serve", required=True, type=int, metavar="PORT",
+    v.add_argument("--serve", required=True, type=_port, metavar="PORT",
                    help="port on which clients (e.g. Slicer's OpenIGTLinkIF) receive the denoised images")
-    v.add_argument("--bind", default="127.0.0.1", metavar="HOST",
+    v.add_argument("--bind", default="127.0.0.1", type=_host, metavar="HOST",
                    help="address to serve on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    v.add_argument("--max-message-mb", type=_positive_float, default=DEFAULT_MAX_MESSAGE_MB, metavar="MB",
+                   help=f"largest OpenIGTLink message accepted from the source, in MiB (default "
+                        f"{DEFAULT_MAX_MESSAGE_MB}); a larger one is refused unread and the connection is reopened")
     v.add_argument("--suffix", default="Denoised", help="appended to each input image's name (default Denoised)")
     v.add_argument("--model", metavar="PATH", help="Speckle2Self model file (default: the bundled model)")
     v.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
@@ -115,6 +120,22 @@ def _endpoint(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _port(text: str) -> int:
+    from .igtl_relay import parse_port
+    try:
+        return parse_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host(text: str) -> str:
+    from .igtl_relay import parse_host
+    try:
+        return parse_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _grain(text: str) -> tuple[float, float]:
     try:
         values = [float(v) for v in text.split(",")]
@@ -126,13 +147,29 @@ def _grain(text: str) -> tuple[float, float]:
 
 
 def _whole_at_least(minimum: int):
+    """An argparse type: a whole number of at least `minimum`."""
+    return _whole_where(lambda v: v >= minimum, f"a whole number of at least {minimum}")
+
+
+def _whole_from(minimum: int, maximum: int):
+    """An argparse type: a whole number from `minimum` to `maximum`."""
+    return _whole_where(lambda v: minimum <= v <= maximum, f"a whole number from {minimum} to {maximum}")
+
+
+def _multiple_of(step: int):
+    """An argparse type: a positive whole multiple of `step` (a network's frame multiple)."""
+    return _whole_where(lambda v: v >= step and v % step == 0, f"a whole multiple of {step}, such as {8 * step}")
+
+
+def _whole_where(accept, wanted: str):
+    """An argparse type: a whole number that `accept` takes, else an error saying `wanted`."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not {text!r}")
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, not {text!r}")
         return value
     return parse
 
@@ -159,7 +196,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                    help="where to run (auto: CUDA, then Apple MPS, then CPU); an absent device is an error")
     p.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
-                   help="frames per batch (default: 2 on CPU, about 16 megapixels on a GPU)")
+                   help="frames per batch (default: 1 on CPU, about 16 megapixels on a GPU)")
 
 
 def _add_archive_options(p: argparse.ArgumentParser) -> None:
@@ -325,7 +362,7 @@ def cmd_live(args) -> int:
     say = lambda line: print(f"speckle2self live: {line}", flush=True)  # noqa: E731
     try:
         relay = Relay(args.source, args.serve, model=args.model, device=args.device, precision=args.precision,
-                      suffix=args.suffix, bind=args.bind, say=say)
+                      suffix=args.suffix, bind=args.bind, say=say, max_message_mb=args.max_message_mb)
     except ImportError as exc:
         print(f"speckle2self: error: the live relay needs pyigtl (pip install pyigtl): {exc}", file=sys.stderr)
         return 2

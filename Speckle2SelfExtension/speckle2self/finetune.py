@@ -18,7 +18,7 @@ from .model_file import LoadedModel, bundled_model_path, export_model, load_mode
 from .network import Architecture
 from .pipeline import expand_inputs
 from .log_mapping import DEFAULT_GRAIN_PX
-from .training import StepReport, TrainConfig, check_resume_steps, checkpoint_progress, train
+from .training import StepReport, TrainConfig, check_crop, check_resume_steps, checkpoint_progress, train
 from .training_data import TrainingFrames
 
 
@@ -69,8 +69,6 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
     settings = resumed_settings(resume, given) if resume is not None else {**DEFAULTS, **_set(given)}
     parent = load_model(parent) if parent is not None else None
     network_input = parent_network_input(parent)
-    frames = _study_frames(data, settings["crop"], settings["domain"], cache_bytes, network_input)
-    train_frames, val_frames = frames.split(val_fraction, settings["seed"])
     config = TrainConfig(steps=settings["steps"], batch_size=settings["batch_size"], crop=settings["crop"],
                          seed=settings["seed"], domain=settings["domain"],
                          weights=parent_loss_weights(parent), network_input=network_input,
@@ -78,6 +76,9 @@ def finetune_files(data: Sequence[str | os.PathLike], output: str | os.PathLike,
                          lr_schedule="cosine", val_every=val_every, patience=patience,
                          checkpoint_every=checkpoint_every)
     arch = Architecture.preset(scratch_preset) if scratch_preset else None
+    check_crop(config.crop, arch if arch is not None else parent.architecture)
+    frames = _study_frames(data, settings["crop"], settings["domain"], cache_bytes, network_input)
+    train_frames, val_frames = frames.split(val_fraction, settings["seed"])
     ckpt = checkpoint_for(output)
     result = train(train_frames, config, arch=arch, init=parent, device=device, checkpoint=ckpt, resume=resume,
                    progress=progress, should_stop=should_stop, validation=val_frames)

@@ -13,10 +13,10 @@ from .domains import (DEFAULT_DYNAMIC_RANGE_DB, bmode_scale, bmode_to_envelope, 
                       grey_range, image_region, resolve_domain, restore_brightness)
 from .errors import Cancelled, InputError
 from .frame_pipeline import FramePipeline
-from .frames import as_frame_stack, denormalise, normalise
+from .frames import as_frame_stack, denormalise, normalise, rescale_for
 from .log_mapping import LOG_DOMAIN, LogMapping
 from .model_file import LoadedModel, load_model
-from .options import check_run_options
+from .options import check_dynamic_range, check_run_options
 from .output_checks import in_input_range, run_checked, value_range
 from .runner import ModelRunner
 
@@ -117,18 +117,27 @@ def denoise(frames: np.ndarray, model: LoadedModel | str | os.PathLike | None = 
     region come back bit for bit. `keep` (frames × rows × cols or rows × cols, bool) marks pixels
     that come back unchanged and that the network does not see (colour Doppler, markers), so they do
     not bleed into the tissue around them. `grain_px` (axial, lateral speckle half widths in pixels)
-    overrides the grain measured from the data (log-domain models only).
+    overrides the grain measured from the data (log-domain models only). Values that vary by less
+    than half their magnitude (a large offset) or are all below 1e-30 are shifted and scaled to 0..1
+    in float64 and mapped back after (speckle2self.frames.rescale_for): float32 would flatten them.
     """
     check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision, domain=domain,
                       device=device, dynamic_range_db=dynamic_range_db, grain_px=grain_px)
     stack, single = as_frame_stack(frames)
+    result = _output_array(out, stack)
+    bounds = value_range(stack)
+    rescale = None if stack.dtype.itemsize == 1 else rescale_for(*bounds)
+    if rescale is not None:  # an offset or tiny values: denoised as 0..1, mapped back in float64
+        inner = denoise(rescale.forward(stack), model, device, batch_size, resolve_domain(domain, stack), progress,
+                        should_stop, precision=precision, tile_size=tile_size, dynamic_range_db=dynamic_range_db,
+                        region=region, keep=keep, grain_px=grain_px)
+        result[...] = in_input_range(rescale.back(inner).reshape(stack.shape), stack.dtype, bounds)
+        return result[0] if single else result
     pipeline = _prepare(stack, model, device, domain, precision, tile_size, dynamic_range_db, region, grain_px)
     n, rows, cols = stack.shape
     bs = int(batch_size) if batch_size is not None else default_batch_size(pipeline.device, rows, cols)
     if bs < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    result = _output_array(out, stack)
-    bounds = value_range(stack)
     done = 0
     if progress is not None:
         pipeline.runner.on_tile = lambda tiles_done, tiles: progress(done + len(chunk) * tiles_done / tiles, n)
@@ -171,8 +180,7 @@ def _prepare(stack: np.ndarray, model, device: str, domain: str, precision: str,
 def _mapping_for(stack: np.ndarray, domain: str, dynamic_range_db: float, model: LoadedModel,
                  region: np.ndarray | None, grain_px: tuple[float, float] | None) -> _Mapping | LogMapping:
     chosen = resolve_domain(domain, stack)
-    if not dynamic_range_db > 0:
-        raise InputError(f"dynamic_range_db must be positive, got {dynamic_range_db}")
+    dynamic_range_db = check_dynamic_range(dynamic_range_db)
     card_input = model.card.get("input", {})
     if card_input.get("domain") == LOG_DOMAIN:
         grey = grey_range(stack) if chosen == "bmode" else (0.0, 1.0)
@@ -194,9 +202,17 @@ def _keep_for(keep: np.ndarray | None, shape: tuple, start: int, count: int) -> 
     return keep[start:start + count]
 
 
-def _output_array(out: np.ndarray | None, stack: np.ndarray) -> np.ndarray:
+def _output_array(out: object, stack: np.ndarray) -> np.ndarray:
+    """Where the result goes: `out` if it is a writable array of the input's shape and dtype that
+    does not overlap the input, else a new array; anything else is an InputError before any work."""
     if out is None:
         return np.empty(stack.shape, dtype=stack.dtype)
+    if not isinstance(out, np.ndarray):
+        raise InputError(f"out must be a NumPy array (or np.memmap) of shape {stack.shape} and dtype {stack.dtype}, "
+                         f"not {type(out).__name__}")
+    if not out.flags.writeable:
+        raise InputError("out is read-only (a memory map opened with mode 'r'?); give a writable array, e.g. "
+                         "np.memmap(..., mode='w+') or mode='r+'")
     view = out[None] if out.ndim == 2 else out
     if view.shape != stack.shape or view.dtype != stack.dtype:
         raise InputError(f"out has shape {out.shape} and dtype {out.dtype}; expected {stack.shape} {stack.dtype}")

@@ -74,6 +74,11 @@ class LiveDenoiser:
                  dynamic_range_db: float = DEFAULT_DYNAMIC_RANGE_DB, region: np.ndarray | None = None,
                  grain_px: tuple[float, float] | None = None,
                  on_result: Callable[[LiveResult], None] | None = None) -> None:
+        from .domains import check_domain
+        from .options import check_dynamic_range, check_grain
+        check_domain(domain)  # here, not as a failure of every frame later
+        check_dynamic_range(dynamic_range_db)
+        check_grain(grain_px)
         self._runner = None
         self._options = dict(domain=domain, dynamic_range_db=dynamic_range_db, region=region, grain_px=grain_px)
         self._on_result = on_result

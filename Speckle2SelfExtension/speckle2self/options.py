@@ -13,6 +13,8 @@ import numpy as np
 from .errors import InputError
 
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+MAX_SEED = 2 ** 32 - 1
+"""Largest training seed: NumPy's and PyTorch's generators both take 0..2**32-1 on every platform."""
 MIN_TILE_SIZE = 128
 """Smallest tile (network pixels) accepted. Tiles overlap by up to 96 pixels (runner.TILE_OVERLAP,
 at most half a tile); from 128 pixels on, tiled and whole-frame results agree away from the frame
@@ -58,13 +60,24 @@ def check_model_argument(model: object) -> None:
                      f"not {type(model).__name__} {model!r}")
 
 
+MIN_DYNAMIC_RANGE_DB, MAX_DYNAMIC_RANGE_DB = 10.0, 120.0
+"""Display dynamic ranges accepted. Scanners' presets span about 30-100 dB; below 10 dB a log
+compression leaves nearly every pixel black or white (a binary image), and beyond 120 dB (more than a
+16-bit envelope holds) every speckle grain lands in one narrow band of grey levels (a flat image)."""
+
+
 def check_dynamic_range(dynamic_range_db: object) -> float:
+    """A number of dB from MIN_DYNAMIC_RANGE_DB to MAX_DYNAMIC_RANGE_DB; else an InputError."""
     try:
-        value = float(dynamic_range_db)
-    except (TypeError, ValueError):
+        value = float(dynamic_range_db)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
         value = float("nan")
     if not (math.isfinite(value) and value > 0):
         raise InputError(f"dynamic_range_db must be a positive number of dB, got {dynamic_range_db!r}")
+    if not MIN_DYNAMIC_RANGE_DB <= value <= MAX_DYNAMIC_RANGE_DB:
+        raise InputError(f"dynamic_range_db must be from {MIN_DYNAMIC_RANGE_DB:g} to {MAX_DYNAMIC_RANGE_DB:g} dB "
+                         f"(a display dynamic range; scanners use about 30-100), got {dynamic_range_db!r}: outside "
+                         "it the log compression makes the image binary or flat")
     return value
 
 

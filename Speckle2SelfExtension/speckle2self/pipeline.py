@@ -17,7 +17,8 @@ from .slicer_support import blend
 from .inference import denoise, get_model
 from .io import is_dicom, is_supported, read_dicom, read_volume, write_dicom, write_volume
 from .io.dicom_write import derivation_recipe, derived_uid
-from .io.files import SUPPORTED_SUFFIXES, same_file, suffix_of
+from .io.files import SUPPORTED_SUFFIXES, check_can_hold, check_output_name, suffix_of
+from .io.footprint import check_plan
 from .options import check_run_options, check_strength
 
 
@@ -40,22 +41,35 @@ FileProgress = Callable[[Path, int, int], None]
 """Called as progress(input_path, frames_done, frames_total) during each file."""
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
-    """(file, name relative to its input root) for every supported file in files and folders."""
+def expand_inputs(inputs: Sequence[str | os.PathLike],
+                  output_folder: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
+    """(file, name relative to its input root) for every supported file in files and folders.
+
+    A folder's files inside `output_folder` are left out: writing `study/` into `study/denoised`
+    a second time must not denoise the first run's results again.
+    """
     found: list[tuple[Path, Path]] = []
+    skip = Path(output_folder).resolve() if output_folder is not None else None
     for item in map(Path, inputs):
         if item.is_file() and item.name.upper() == "DICOMDIR":
             found.extend(_dicomdir_images(item))
         elif item.is_dir():
             files = sorted(p for p in item.rglob("*") if p.is_file() and _is_image_file(p)
-                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
+                           and not any(part.startswith(".") for part in p.relative_to(item).parts)
+                           and not (skip is not None and p.resolve().is_relative_to(skip)))
             if not files:
+                where = f" outside the output folder {output_folder}" if skip is not None else ""
                 raise InputError(f"{item}: folder contains no supported image files (NRRD, NIfTI, MHA/MHD, "
-                                 "PNG, TIFF, DICOM)")
+                                 f"PNG, TIFF, DICOM){where}")
             found.extend((p, p.relative_to(item)) for p in files)
         else:
             found.append((item, Path(item.name)))
     return found
+
+
+def _dicomdirs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The DICOMDIR files among the inputs: read too, so no output may replace them."""
+    return [Path(i) for i in inputs if Path(i).is_file() and Path(i).name.upper() == "DICOMDIR"]
 
 
 def _dicomdir_images(dicomdir: Path) -> list[tuple[Path, Path]]:
@@ -85,10 +99,11 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike)
     One input file and an output with an image suffix: that file. Otherwise the output is a folder
     and each result keeps its input's name (and sub-folder, for folder inputs). An output name with
     an extension is a file name: unless that folder already exists, it is refused where a folder is
-    needed, and an unknown extension is refused, rather than creating a folder of that name.
+    needed, and an unknown extension is refused, rather than creating a folder of that name. Files
+    already inside the output folder are not inputs (expand_inputs).
     """
     output = Path(output)
-    pairs = expand_inputs(inputs)
+    pairs = expand_inputs(inputs, output)
     single = len(inputs) == 1 and not Path(inputs[0]).is_dir()
     if single and _is_file_name(output):
         return [(pairs[0][0], output)]
@@ -119,6 +134,8 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
     from .io.dicom_series import read_dicom_series, series_groups
     start = time.monotonic()
     files = [p for p, _ in expand_inputs([item])]
+    check_plan([(files[0], output)], files[1:] + _dicomdirs([item]))
+    check_output_name(output)
     try:
         if not all(is_dicom(p) for p in files):
             raise InputError(f"{item}: writing one file from a folder needs one DICOM series; this folder holds "
@@ -134,6 +151,27 @@ def _denoise_series_to_file(item: Path, output: Path, **options) -> FileReport:
         return FileReport(item, None, False, str(exc))
     return FileReport(item, output, True, frames=len(result), seconds=time.monotonic() - start,
                       notes=list(image.volume.notes) + image.warnings)
+
+
+def checked_plan(inputs: Sequence[str | os.PathLike], output: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """plan_outputs, refused (InputError) when an output, or the data file it writes, is a file of an
+    input (a header's data file, a DICOMDIR), when two outputs would share a file, or when an output
+    cannot be written from its input (check_output_type)."""
+    pairs = plan_outputs(inputs, output)
+    check_plan(pairs, _dicomdirs(inputs))
+    for src, dst in pairs:
+        check_output_type(src, dst)
+    return pairs
+
+
+def check_output_type(src: Path, dst: Path) -> None:
+    """Refuse, before any work, an output that this input cannot be written to: a DICOM (or unknown)
+    extension for a non-DICOM input, or an extension in a case the writers mishandle."""
+    if is_supported(dst):
+        check_output_name(dst)
+    elif not is_dicom(src):
+        raise InputError(f"{dst}: {suffix_of(dst) or 'a name without an extension'} is written as DICOM, which "
+                         f"needs a DICOM input; use one of {', '.join(SUPPORTED_SUFFIXES)}")
 
 
 def dicom_hints(image) -> dict:
@@ -158,12 +196,14 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     result (1).
     """
     src, dst = Path(src), Path(dst)
-    if same_file(src, dst):
-        raise InputError(f"{dst} is the input file; refusing to overwrite the input")
+    check_plan([(src, dst)])
+    check_output_type(src, dst)
     start = time.monotonic()
     model = get_model(model)
     dicom = read_dicom(src) if is_dicom(src) else None
     volume = dicom.volume if dicom is not None else read_volume(src)
+    if is_supported(dst):
+        check_can_hold(dst, volume)
     result = denoise(volume.frames, model=model, device=device, batch_size=batch_size, domain=domain,
                      progress=progress, should_stop=should_stop, grain_px=grain_px, precision=precision,
                      tile_size=tile_size, **(dicom_hints(dicom) if dicom is not None else {}))
@@ -206,8 +246,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     `skip_existing` leaves outputs that already exist (complete: every write is atomic) as they are.
 
     Options, the model and the output plan are checked before the first file: a problem with them
-    raises (InputError, ModelFileError) instead of failing every file. A stop request ends the
-    batch: the file in progress is not written and the rest are skipped.
+    raises (InputError, ModelFileError) instead of failing every file (see checked_plan). A stop
+    request ends the batch: the file in progress is not written and the rest are skipped.
     """
     check_run_options(model=model, batch_size=batch_size, tile_size=tile_size, precision=precision,
                       domain=domain, device=device, grain_px=grain_px)
@@ -218,9 +258,9 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
     if _is_series_to_one_file(inputs, output):
         return [_denoise_series_to_file(Path(inputs[0]), Path(output), strength=strength, **options)]
     reports: list[FileReport] = []
-    claimed: set[Path] = set()
     series_uids: dict[str, str] = {}
-    for src, dst in plan_outputs(inputs, output):
+    claimed: set[Path] = set()
+    for src, dst in checked_plan(inputs, output):
         planned = planned_report(src, dst, claimed, skip_existing)
         if planned is not None:
             reports.append(planned)

@@ -24,12 +24,17 @@ from .errors import InputError, ModelFileError, OutputError, TrainingDiverged
 from .failures import reason
 from .losses import LossWeights, speckle2self_loss
 from .model_file import LoadedModel, load_model, make_card
+from .options import MAX_SEED
 from .network import Architecture, Speckle2SelfNet
 from .perturb import multiscale_views
 from .speckle_noise import CLIP_LEVEL, log_speckle
 from .training_data import TrainingFrames
 
 CHECKPOINT_FORMAT = "speckle2self-checkpoint"
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,14 @@ class TrainConfig:
     """Early stopping: stop after this many validations without improvement (0 = never)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "crop", "checkpoint_every", "best_every"):
+        for name in ("steps", "batch_size", "crop", "checkpoint_every", "best_every", "val_every"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not _whole(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
+        if not _whole(self.patience) or self.patience < 0:
+            raise InputError(f"patience must be a whole number of validations, 0 (never stop early) or more, "
+                             f"got {self.patience!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise InputError(f"learning rate must be a positive, finite number, got {self.lr}")
         if self.lr_schedule not in ("constant", "cosine"):
@@ -148,6 +158,7 @@ def train(frames: Sequence[np.ndarray] | TrainingFrames, config: TrainConfig = T
     if state is not None:
         config = _resumed_config(state, config)
     net, parent, parent_input = _build_net(arch, init, state, config.seed)
+    check_crop(config.crop, net.arch)
     if parent_input is not None:
         config = replace(config, network_input=_inherited_input(parent_input, config.network_input))
     data = frames if isinstance(frames, TrainingFrames) else TrainingFrames(frames, config.crop, config.domain,
@@ -275,6 +286,16 @@ def check_resume_steps(steps: int, done: int) -> None:
     if steps <= done:
         raise InputError(f"the checkpoint has already trained {done} steps; to continue, ask for more than "
                          f"{done} steps in total (got {steps})")
+
+
+def check_crop(crop: int, arch: Architecture) -> None:
+    """Training crops go through the network whole: their side must be a multiple of its multiple
+    (16 for every preset), or the decoder's sizes do not meet the encoder's."""
+    multiple = arch.multiple
+    if int(crop) % multiple:
+        lower = max(multiple, int(crop) // multiple * multiple)
+        raise InputError(f"crop must be a multiple of {multiple} pixels for this network, got {crop} "
+                         f"(use {lower} or {lower + multiple})")
 
 
 def checkpoint_progress(path: str | Path) -> tuple[TrainConfig, int]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..pipeline import FileReport, _is_series_to_one_file, plan_outputs, planned_report
+from ..pipeline import FileReport, _is_series_to_one_file, checked_plan, planned_report
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
               skip_existing: bool) -> tuple[list[Job], dict[int, FileReport]]:
     """The jobs to run and the reports already known (clashing or finished outputs), by input index.
 
-    The pairs come from pipeline.plan_outputs and the checks from pipeline.planned_report, so the
+    The pairs come from pipeline.checked_plan and the checks from pipeline.planned_report, so the
     cluster run plans, refuses and skips exactly as `denoise_files` does.
     """
     if _is_series_to_one_file(inputs, output):
@@ -31,7 +31,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
     jobs: list[Job] = []
     known: dict[int, FileReport] = {}
     claimed: set[Path] = set()
-    for index, (src, dst) in enumerate(plan_outputs(inputs, output)):
+    for index, (src, dst) in enumerate(checked_plan(inputs, output)):
         report = planned_report(src, dst, claimed, skip_existing)
         if report is None:
             jobs.append(Job(index, src, dst))

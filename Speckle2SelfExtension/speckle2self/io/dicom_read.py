@@ -77,6 +77,7 @@ def read_dicom(path: str | Path) -> DicomImage:
     del header.PixelData
     volume = Volume(frames=np.ascontiguousarray(grey), spacing=(spacing[1], spacing[0], 1.0), single_frame=frames == 1,
                     notes=tuple(notes), source=path)
+    spacing_warnings += rescale_warnings(ds) + per_frame_spacing_warnings(ds, spacing)
     return DicomImage(volume, header, rgb, mask, frame_time(ds), spacing_warnings,
                       ultrasound_regions(ds, grey.shape[-2], grey.shape[-1]))
 
@@ -189,6 +190,32 @@ def pixel_spacing(ds) -> tuple[tuple[float, float], list[str]]:
                      f"pixels) does not fit the {ds.Columns}×{ds.Rows} image: the image was probably resized "
                      "without updating its calibration, so the spacing may be wrong")
     return (abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0), notes
+
+
+def rescale_warnings(ds) -> list[str]:
+    """A note when Rescale Slope/Intercept map the stored values to others: the frames are denoised
+    as stored (a derived DICOM keeps the rescale in its header; other formats get stored values)."""
+    slope = float(ds.RescaleSlope) if ds.get("RescaleSlope") not in (None, "") else 1.0
+    intercept = float(ds.RescaleIntercept) if ds.get("RescaleIntercept") not in (None, "") else 0.0
+    if (slope, intercept) == (1.0, 0.0):
+        return []
+    return [f"Rescale Slope {slope:g} and Intercept {intercept:g} are not applied: the frames hold the stored "
+            "values (a DICOM output keeps the rescale in its header; NRRD, NIfTI, MHA and TIFF outputs do not)"]
+
+
+def per_frame_spacing_warnings(ds, used: tuple[float, float]) -> list[str]:
+    """A note when an enhanced multi-frame file gives frames different pixel spacings: one spacing
+    (the one used) is written for the whole stack."""
+    found = set()
+    for group in ds.get("PerFrameFunctionalGroupsSequence", []):
+        for measures in group.get("PixelMeasuresSequence", []):
+            if measures.get("PixelSpacing"):
+                found.add(tuple(round(float(v), 6) for v in measures.PixelSpacing))
+    if not found or found == {tuple(round(v, 6) for v in used)}:
+        return []
+    values = sorted(v for pair in found for v in pair)
+    return [f"the frames' pixel spacings vary from {values[0]:g} to {values[-1]:g} mm; "
+            f"{used[0]:g} × {used[1]:g} mm is used for every frame"]
 
 
 def frame_time(ds) -> float | None:

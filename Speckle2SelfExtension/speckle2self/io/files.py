@@ -5,6 +5,7 @@ speckle2self.colour.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -16,6 +17,7 @@ from ..atomic import atomic_path, remove_stale_temporaries
 from ..colour import to_grey
 from ..errors import InputError, OutputError
 from ..failures import reason
+from .footprint import check_own_data_files, check_plan, output_files
 from .volume import Volume
 
 SUPPORTED_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".png", ".tif", ".tiff")
@@ -51,13 +53,47 @@ def check_readable(path: str | os.PathLike) -> Path:
     """The path, if it names an existing file of a format this module reads; else a clear InputError."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise InputError(missing_message(path))
     if path.is_dir():
         raise InputError(f"{path} is a folder; pass the files in it, or the folder where a batch is expected")
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file (a FIFO, socket or device); reading it could wait forever: "
+                         "save the image to a file first")
     if not is_supported(path):
         raise InputError(f"{path}: unsupported file type {suffix_of(path)!r}; "
                          f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
     return path
+
+
+def missing_message(path: Path) -> str:
+    """Why a path that does not exist cannot be read: a symbolic link loop, a dangling link, or nothing there."""
+    if path.is_symlink():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return f"{path}: a symbolic link loop (the link leads back to itself)"
+        return f"{path}: a symbolic link to {os.readlink(path)}, which does not exist"
+    return f"{path}: no such file"
+
+
+def check_output_name(path: Path) -> None:
+    """Refuse, before any work, an output extension that the image writers would mishandle: ITK's
+    NIfTI writer refuses '.NII'/'.NII.GZ' and its MetaImage writer renames '.MHA'/'.MHD' files."""
+    suffix = suffix_of(path)
+    if suffix in (".nii", ".nii.gz", ".mha", ".mhd") and not path.name.endswith(suffix):
+        raise InputError(f"{path}: write the extension as {suffix!r} (lower case); ITK's writers do not "
+                         f"handle {path.name[len(path.name) - len(suffix):]!r}")
+
+
+def check_can_hold(path: Path, volume: Volume) -> None:
+    """Refuse, before any work, a format that cannot hold this volume (PNG: one 8- or 16-bit frame)."""
+    frames = volume.frames
+    if suffix_of(path) in _INTEGER_ONLY and frames.dtype not in (np.uint8, np.uint16):
+        raise InputError(f"{path}: PNG holds 8- or 16-bit unsigned integers, not {frames.dtype}; "
+                         "write NRRD, NIfTI, MHA or TIFF instead")
+    if suffix_of(path) in _INTEGER_ONLY and not volume.single_frame:
+        raise InputError(f"{path}: PNG holds one frame and this has {frames.shape[0]}; write NRRD, MHA or TIFF")
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
@@ -130,8 +166,10 @@ def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = T
     path = Path(path)
     if not is_supported(path):
         raise InputError(f"{path}: cannot write {suffix_of(path)!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
-    if volume.source is not None and same_file(path, volume.source):
-        raise InputError(f"{path} is the input file; refusing to overwrite the input")
+    check_output_name(path)
+    if volume.source is not None:
+        check_plan([(Path(volume.source), path)])
+    check_own_data_files(path)
     if path.exists() and not overwrite:
         raise InputError(f"{path} exists; choose another output name")
     if not path.parent.exists():
@@ -146,23 +184,11 @@ def write_volume(path: str | os.PathLike, volume: Volume, *, overwrite: bool = T
     return path
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """Whether two existing paths name the same file (links included)."""
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
 def _image_from_volume(volume: Volume, path: Path):
     import SimpleITK as sitk
     frames = volume.frames
     suffix = suffix_of(path)
-    if suffix in _INTEGER_ONLY and frames.dtype not in (np.uint8, np.uint16):
-        raise InputError(f"{path}: PNG holds 8- or 16-bit unsigned integers, not {frames.dtype}; "
-                         "write NRRD, NIfTI, MHA or TIFF instead")
-    if suffix in _INTEGER_ONLY and not volume.single_frame:
-        raise InputError(f"{path}: PNG holds one frame and this has {frames.shape[0]}; write NRRD, MHA or TIFF")
+    check_can_hold(path, volume)
     if volume.single_frame:
         image = sitk.GetImageFromArray(frames[0])
         d = volume.direction
@@ -198,12 +224,22 @@ def _write_detached(image, path: Path) -> None:
     try:
         _sitk_write(sitk, image, staging / path.name, path)
         header = staging / path.name
+        _check_staged(staging, path)
         for item in sorted(staging.iterdir(), key=lambda p: p == header):
             os.replace(item, path.parent / item.name)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({reason(exc)})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_staged(staging: Path, path: Path) -> None:
+    """Move nothing unless the writer made exactly the files planned (and checked against the inputs)."""
+    made = sorted(p.name for p in staging.iterdir())
+    planned = sorted(p.name for p in output_files(path))
+    if made != planned:
+        raise OutputError(f"{path}: the writer made {', '.join(made)} instead of {', '.join(planned)}; "
+                          "nothing was written")
 
 
 def _sitk_write(sitk, image, target: Path, final: Path) -> None:
