@@ -7,7 +7,6 @@ that compute it natively, rounds differently with the number of threads per proc
 """
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
