@@ -41,14 +41,25 @@ which no frame of the real-scan benchmark is (the grain measure itself saturates
 synthetic speckle), so the model works on every frame at its own resolution."""
 
 
+ATTRIBUTION = {
+    "hc18_fetal_head": "HC18 grand challenge fetal heads, GE Voluson E8/730 (van den Heuvel et al. 2018, "
+                       "Zenodo 1327317; CC BY 4.0)",
+    "timtrack_msk": "TimTrack skeletal muscle, GE LOGIQ E9 (van der Zee & Kuo; CC0-1.0)",
+    "pluslib_phantoms": "PlusLibData phantom sequences, Ultrasonix and BK (PLUS toolkit; BSD-3-Clause)",
+    "lung_pocus_ccby": "COVID-19 lung point-of-care videos, mixed devices, lossy (Born et al.; CC BY 4.0 / 2.0 "
+                       "files only)",
+}
+"""Who made the real frames (CC BY asks for attribution): written into the model card."""
+
+
 def real_frames(root: Path) -> tuple[list[np.ndarray], list[str], str]:
     import real_scan_set as rss
     records, held = rss.split(root)
     frames = [rss.read_png(root / r["file"]) for r in records]
-    sources = sorted({(r["file"].split("/")[0], r["licence"]) for r in records})
-    description = (f"{len(frames)} real B-mode frames of ../shared/real-train (its manifest names each source; "
-                   f"{len(held)} frames of held-out acquisitions never read): "
-                   + "; ".join(f"{folder} ({licence})" for folder, licence in sources))
+    counts = {folder: sum(r["file"].startswith(folder + "/") for r in records) for folder in ATTRIBUTION}
+    description = (f"{len(frames)} real B-mode frames, the training split of ../shared/real-train ({len(held)} "
+                   "frames of held-out acquisitions never read): "
+                   + "; ".join(f"{counts[f]} {text}" for f, text in ATTRIBUTION.items() if counts[f]))
     return frames, [r["file"] for r in records], description
 
 
@@ -132,9 +143,11 @@ def main() -> None:
     resume = checkpoint if checkpoint.exists() else None
     result = train(train_set, config, init=None if resume else parent, device="cpu", progress=report,
                    checkpoint=checkpoint, resume=resume, validation=val_set)
-    card = result.card(real_text + ". " + sim_text + " Testing/scripts/train_real_model.py")
+    card = result.card("Self-supervised, noisy frames only. " + real_text + ". "
+                       + sim_text.replace("no real scans used", "the real frames above"))
     card["training"]["wall_time_s"] = round(time.monotonic() - started)
     card["training"]["command"] = "python Testing/scripts/train_real_model.py " + " ".join(sys.argv[1:])
+    card["training"]["held_out"] = "Testing/benchmarks/real_scan_set.py: is_held_out"
     print(f"wrote {args.out} sha256 {export_model(result.net.denoiser(), card, args.out)}")
 
 
