@@ -2,14 +2,12 @@
 
 This file is an adapter. Voxels go from nodes to the `speckle2self` engine and back; all the
 numerical work, and everything with logic worth testing, is in `speckle2self` (see
-`speckle2self/slicer_support.py`), which this module imports only when it is used, so the module
+`speckle2self/slicer/slicer_support.py`), which this module imports only when it is used, so the module
 loads even before PyTorch is installed.
 """
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +22,7 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
+from Speckle2SelfLib import FinetuneProcess, LiveSession
 
 MODULE_DIR = Path(__file__).resolve().parent
 MODELS_SETTING = "Speckle2Self/ExtraModels"
@@ -98,7 +97,7 @@ def registerSampleData() -> None:
     """Offer the bundled phantom cine in the Sample Data module, under 'Ultrasound'."""
     import SampleData
     from speckle2self.errors import InputError
-    from speckle2self.slicer_support import SAMPLE_FILE, sample_data_source
+    from speckle2self.slicer.slicer_support import SAMPLE_FILE, sample_data_source
     try:
         source = sample_data_source(resourceFile(SAMPLE_FILE).parents[1], thumbnail=resourceFile("Icons/Speckle2Self.png"))
     except InputError as exc:
@@ -427,7 +426,7 @@ class Speckle2SelfWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._selectModel(event["model"])
                 self.ui.finetuneStatusLabel.text = _("Saved {model}").format(**event)
             else:
-                from speckle2self.worker_process import exit_message
+                from speckle2self.slicer.worker_process import exit_message
                 message = event.get("message") if kind == "error" else exit_message(event)
                 self.ui.finetuneStatusLabel.text = message.splitlines()[0]
                 slicer.util.errorDisplay(_("Fine-tuning failed: {message}").format(message=message))
@@ -456,11 +455,11 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def torchProblem():
-        """None if PyTorch >= 2.1 is installed and loads, else what is wrong (speckle2self.slicer_support.Problem).
+        """None if PyTorch >= 2.1 is installed and loads, else what is wrong (speckle2self.slicer.slicer_support.Problem).
 
         Checked from the package metadata first, so a missing PyTorch is not imported; one that
         fails to import (a DLL error on Windows) is caught and described, not raised."""
-        from speckle2self.slicer_support import torch_problem
+        from speckle2self.slicer.slicer_support import torch_problem
         return torch_problem()
 
     @staticmethod
@@ -476,7 +475,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         decoders are not checked. A PyTorch that is installed but cannot load is not reinstalled
         here: the error says what to do.
         """
-        from speckle2self.slicer_support import dependency_question
+        from speckle2self.slicer.slicer_support import dependency_question
         problems = self.dependencyProblems(includeOptional=interactive)
         torch = next((p for p in problems if p.name == "PyTorch"), None)
         if torch is not None and torch.detail:
@@ -505,9 +504,9 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     _optionalDeclined = False
 
     def dependencyProblems(self, includeOptional: bool = True) -> list:
-        """Every unmet requirement (speckle2self.slicer_support.Problem), PyTorch first; optional
+        """Every unmet requirement (speckle2self.slicer.slicer_support.Problem), PyTorch first; optional
         ones (the DICOM decoders) only if asked for and not declined before."""
-        from speckle2self.slicer_support import package_problems
+        from speckle2self.slicer.slicer_support import package_problems
         torch = self.torchProblem()
         return ([torch] if torch else []) + package_problems(include_optional=includeOptional
                                                              and not self._optionalDeclined)
@@ -515,7 +514,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _installTorch() -> None:
         """PyTorch through the PyTorch extension, which picks the build for this computer's GPU."""
-        from speckle2self.slicer_support import TORCH_MINIMUM
+        from speckle2self.slicer.slicer_support import TORCH_MINIMUM
         try:
             import PyTorchUtils
         except ImportError as exc:
@@ -545,7 +544,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         problem = self.torchProblem()
         if problem is not None:
             return problem.line
-        from speckle2self.devices import device_description, resolve_device
+        from speckle2self.networks.devices import device_description, resolve_device
         return device_description(resolve_device("auto"))
 
     # Models
@@ -564,8 +563,8 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         if not self.torchAvailable():
             return _("The model card is shown once PyTorch is installed and loads.")
         from speckle2self.errors import Speckle2SelfError
-        from speckle2self.inference import get_model
-        from speckle2self.slicer_support import card_summary
+        from speckle2self.inference.api import get_model
+        from speckle2self.slicer.slicer_support import card_summary
         try:
             loaded = get_model(path)
         except Speckle2SelfError as exc:
@@ -581,7 +580,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         :param inputNode: scalar or RGB volume node; never modified.
         :param outputNode: scalar volume node to overwrite (single volumes only); None creates one.
         :param model: path of a Speckle2Self .pt file, or None for the bundled model.
-        :param progress: called with a speckle2self.slicer_support.ProgressInfo after every batch; a cine
+        :param progress: called with a speckle2self.slicer.slicer_support.ProgressInfo after every batch; a cine
             also reports reading its frames and writing the result back (ProgressInfo.stage).
         :param shouldStop: returning True cancels after the current batch, or while a cine's frames are
             read or written back (raises Cancelled); the partial output is removed.
@@ -601,10 +600,10 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                     batchSize: int | None = None):
         """Frames and expected seconds for denoising `inputNode` (timed on one batch of its first frames).
 
-        Returns a speckle2self.slicer_support.RunEstimate, or None for an input short enough not to
+        Returns a speckle2self.slicer.slicer_support.RunEstimate, or None for an input short enough not to
         need one (the panel asks before a long run; console and batch calls do not ask).
         """
-        from speckle2self.slicer_support import ESTIMATE_ABOVE_FRAMES, estimate_run
+        from speckle2self.slicer.slicer_support import ESTIMATE_ABOVE_FRAMES, estimate_run
         if inputNode is None:
             raise ValueError(_("No input volume selected."))
         self.ensureDependencies(interactive=False)
@@ -648,7 +647,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         return writeFrame
 
     def _denoiseVolume(self, inputNode, outputNode, options):
-        from speckle2self.slicer_support import denoise_volume_array, display_window
+        from speckle2self.slicer.slicer_support import denoise_volume_array, display_window
         isVector = inputNode.IsA("vtkMRMLVectorVolumeNode")
         result, notes = denoise_volume_array(slicer.util.arrayFromVolume(inputNode), isVector, **options)
         for note in notes:
@@ -671,7 +670,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         return outputNode
 
     def _denoiseSequence(self, browser, proxyNode, options):
-        from speckle2self.slicer_support import denoise_frame_stream
+        from speckle2self.slicer.slicer_support import denoise_frame_stream
         if browser.GetRecordingActive():
             raise RuntimeError(_("Sequence browser '{browser}' is recording; stop recording, then denoise.").format(
                 browser=browser.GetName()))
@@ -719,7 +718,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                      batchSize: int | None = None, progress=None) -> list[dict]:
         """Denoise files and folders into `outputFolder` without loading them; one report per file."""
         self.ensureDependencies(interactive=False)
-        from speckle2self.pipeline import denoise_files
+        from speckle2self.inference.pipeline import denoise_files
         reports = denoise_files([str(p) for p in paths], str(outputFolder), model=model, device=device,
                                 domain=domain, batch_size=batchSize, progress=progress)
         return [{"input": str(r.input), "output": str(r.output) if r.output else None, "ok": r.ok,
@@ -732,7 +731,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         in a running Slicer Yellow is usually sagittal. So both views are set explicitly to the
         orientation of the input's frame plane before they are rotated onto the volume and fitted.
         """
-        from speckle2self.slicer_support import frame_plane_orientation
+        from speckle2self.slicer.slicer_support import frame_plane_orientation
         layoutManager = slicer.app.layoutManager()
         if layoutManager is None:
             return
@@ -780,8 +779,8 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
         The model is written under the user's model folder, never into the extension's install folder,
         and never over an earlier model: a taken name gets a number (`name_2.pt`, …).
         """
-        from speckle2self.finetune_worker import write_spec
-        from speckle2self.slicer_support import free_model_path
+        from speckle2self.finetune.finetune_worker import write_spec
+        from speckle2self.slicer.slicer_support import free_model_path
         if not volumeNodes:
             raise ValueError(_("Select at least one volume or cine to fine-tune on."))
         workDir = Path(slicer.util.tempDirectory("Speckle2Self-finetune"))
@@ -796,7 +795,7 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
     def _exportFrames(self, node, path: Path) -> Path:
         """Write a volume (or every frame of its sequence) to NRRD for the worker, as grey frames."""
         from speckle2self.io import Volume, write_volume
-        from speckle2self.slicer_support import collect_frames, frames_from_volume_array
+        from speckle2self.slicer.slicer_support import collect_frames, frames_from_volume_array
         isVector = node.IsA("vtkMRMLVectorVolumeNode")
         browser = slicer.modules.sequences.logic().GetFirstBrowserNodeForProxyNode(node)
         if browser is None:
@@ -807,201 +806,6 @@ class Speckle2SelfLogic(ScriptedLoadableModuleLogic):
                                     sequence.GetNumberOfDataNodes(), isVector)
         write_volume(path, Volume(frames))
         return path
-
-
-class FinetuneProcess:
-    """A running fine-tuning worker: its output is read on a thread, its events delivered on the main thread.
-
-    The process handling (decoding, last output lines, stop then kill) is speckle2self.worker_process.
-    """
-
-    def __init__(self, spec: Path, output: Path, onEvent) -> None:
-        from speckle2self.worker_process import STOP_GRACE_SECONDS, WorkerProcess
-        self.spec = spec
-        self.output = output
-        self.onEvent = onEvent
-        self.events: list[dict] = []
-        self.graceSeconds = STOP_GRACE_SECONDS
-        self._plotNodes: dict = {}
-        python = shutil.which("PythonSlicer") or sys.executable
-        env = {"PYTHONPATH": str(MODULE_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        process = slicer.util.launchConsoleProcess([python, "-m", "speckle2self.finetune_worker", str(spec)],
-                                                   updateEnvironment=env)
-        self.worker = WorkerProcess(process, spec.with_suffix(".stop"), grace_seconds=self.graceSeconds,
-                                    on_log=lambda line: logging.info(f"Speckle2Self fine-tuning: {line}"))
-        self._timer = qt.QTimer()
-        self._timer.setInterval(200)
-        self._timer.connect("timeout()", self._deliver)
-        self._timer.start()
-
-    def _deliver(self) -> None:
-        from speckle2self.slicer_support import loss_curve_rows
-        for event in self.worker.poll():
-            if event["event"] == "exited" and any(e["event"] in ("finished", "error") for e in self.events):
-                self._finish()
-                continue
-            self.events.append(event)
-            if event["event"] == "step":
-                # The chart is put in the layout once, when its nodes are made; later steps only update them.
-                slicer.util.plot(loss_curve_rows(self.events), xColumnIndex=0,
-                                 columnNames=["step", "loss", "reconstruction", "consistency"],
-                                 title="Speckle2Self fine-tuning loss", nodes=self._plotNodes,
-                                 show=not self._plotNodes)
-            onEvent = self.onEvent
-            if event["event"] in ("finished", "error", "exited"):
-                self._finish()
-            if onEvent is not None:
-                onEvent(event)
-
-    def stop(self) -> None:
-        """Ask the worker to stop after its current step and save the best model so far; a worker
-        still running `graceSeconds` later is killed (checked on every delivery)."""
-        self.worker.request_stop()
-
-    def _finish(self) -> None:
-        """The run is over: let go of the panel and delete the exported training data."""
-        self._disconnect()
-        shutil.rmtree(self.spec.parent, ignore_errors=True)  # the worker read its data at start
-
-    def _disconnect(self) -> None:
-        """Stop and disconnect the timer (its connection would keep this object alive) and drop the
-        panel's callback."""
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.disconnect("timeout()", self._deliver)
-            self._timer = None
-        self.onEvent = None
-
-    def release(self) -> None:
-        """Let go of everything this run made in Slicer (Reload, a new run, closing the module): the
-        loss chart's nodes are removed; a worker still running is asked to stop and save its best
-        model, and its export folder, which holds the stop request, is left to it."""
-        if self._timer is not None:
-            self.stop()
-            self._disconnect()
-        else:
-            self._finish()
-        for node in self._plotNodes.values():
-            for item in (node if isinstance(node, (list, tuple)) else [node]):
-                if item is not None and item.GetScene() is not None:
-                    slicer.mrmlScene.RemoveNode(item)
-        self._plotNodes = {}
-
-
-class LiveSession(VTKObservationMixin):
-    """Live mode, kept thin: observes the input's voxels, hands each new frame to
-    speckle2self.live.LiveDenoiser (newest frame wins, worker thread), and on the main thread
-    (a QTimer) writes the newest result into the output volume with the input frame's geometry.
-
-    The input is read before anything is made, and a start that fails part way releases what it
-    made, so a bad input leaves no thread, node, observer or timer behind. `onFirstResult()` is
-    called once the output has its first frame, geometry and parent transform (the views can only
-    be rotated onto it and fitted then).
-    """
-
-    POLL_MS = 15
-
-    def __init__(self, inputNode, model=None, device: str = "auto", domain: str = "auto", onUpdate=None,
-                 onFirstResult=None) -> None:
-        VTKObservationMixin.__init__(self)
-        from speckle2self.live import LiveDenoiser
-        self.inputNode = inputNode
-        self.onUpdate = onUpdate
-        self.onFirstResult = onFirstResult
-        self.live = None
-        self.outputNode = None
-        self._timer = None
-        self._observedImage = None
-        self._shown = False
-        firstFrames = self._readFrames()  # raises before anything exists
-        try:
-            self.live = LiveDenoiser(model, device, domain=domain)
-            self.outputNode = slicer.mrmlScene.AddNewNodeByClass(
-                "vtkMRMLScalarVolumeNode", slicer.mrmlScene.GenerateUniqueName(inputNode.GetName() + " live denoised"))
-            self.addObserver(inputNode, slicer.vtkMRMLVolumeNode.ImageDataModifiedEvent, self.onInputModified)
-            self._observeImageData()
-            self._timer = qt.QTimer()
-            self._timer.setInterval(self.POLL_MS)
-            self._timer.connect("timeout()", self._deliver)
-            self._timer.start()
-            self._submit(firstFrames)
-        except Exception:
-            self.stop(removeOutput=True)
-            raise
-
-    def _readFrames(self):
-        """The input's current grey frames (speckle2self.slicer_support.live_frames says what it refuses)."""
-        from speckle2self.slicer_support import live_frames
-        node = self.inputNode
-        array = slicer.util.arrayFromVolume(node) if node.GetImageData() is not None else None
-        return live_frames(array, node.IsA("vtkMRMLVectorVolumeNode"), node.GetClassName())
-
-    def _observeImageData(self) -> None:
-        """Observe the input's image data object: a vtkMRMLStreamingVolumeNode (OpenIGTLink VIDEO)
-        decodes its frames only while its image data has an observer, i.e. otherwise only while it
-        is shown in a view. The object is replaced when the frame size changes, so this is redone."""
-        imageData = self.inputNode.GetImageData() if self.inputNode.IsA("vtkMRMLStreamingVolumeNode") else None
-        if imageData is self._observedImage:
-            return
-        if self._observedImage is not None:
-            self.removeObserver(self._observedImage, vtk.vtkCommand.ModifiedEvent, self._onImageDataModified)
-        if imageData is not None:
-            self.addObserver(imageData, vtk.vtkCommand.ModifiedEvent, self._onImageDataModified)
-        self._observedImage = imageData
-
-    def _onImageDataModified(self, caller=None, event=None) -> None:
-        """Nothing to do: the observer itself keeps a streaming volume decoding (the node's own
-        ImageDataModifiedEvent delivers the frame)."""
-
-    def onInputModified(self, caller=None, event=None) -> None:
-        self._observeImageData()
-        try:
-            frames = self._readFrames()
-        except Exception as exc:  # e.g. the stream cleared the image: skip this frame, keep the session
-            logging.warning(f"Speckle2Self live: frame skipped: {exc}")
-            return
-        self._submit(frames)
-
-    def _submit(self, frames) -> None:
-        ijkToRas = vtk.vtkMatrix4x4()
-        self.inputNode.GetIJKToRASMatrix(ijkToRas)
-        self.live.submit(frames, slicer.util.arrayFromVTKMatrix(ijkToRas))  # copied: the stream may overwrite it
-
-    def _deliver(self) -> None:
-        result = self.live.latest(timeout=0) if self.live is not None else None
-        if result is None:
-            return
-        slicer.util.updateVolumeFromArray(self.outputNode, result.frame)
-        self.outputNode.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(result.meta))
-        self.outputNode.SetAndObserveTransformNodeID(self.inputNode.GetTransformNodeID())
-        if not self._shown:
-            from speckle2self.slicer_support import display_window
-            self.outputNode.CreateDefaultDisplayNodes()
-            self.outputNode.GetDisplayNode().SetAutoWindowLevel(False)
-            self.outputNode.GetDisplayNode().SetWindowLevel(*display_window(result.frame))
-            self._shown = True
-            if self.onFirstResult is not None:
-                self.onFirstResult()
-        if self.onUpdate is not None:
-            self.onUpdate(self.live.stats().text)
-
-    def stop(self, removeOutput: bool = False) -> None:
-        """Remove the observers, stop and disconnect the timer, join the engine's worker thread and
-        drop every reference to the model and the panel, so the session can be freed. The output
-        stays unless `removeOutput` (a start that failed)."""
-        self.removeObservers()
-        self._observedImage = None
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer.disconnect("timeout()", self._deliver)  # the connection would keep this session alive
-            self._timer = None
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
-        if removeOutput and self.outputNode is not None:
-            slicer.mrmlScene.RemoveNode(self.outputNode)
-            self.outputNode = None
-        self.onUpdate = self.onFirstResult = None
 
 
 #
@@ -1100,7 +904,7 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
 
     def _speckleVolume(self, frames: int = 2):
         import numpy as np
-        from speckle2self.phantoms import make_cine
+        from speckle2self.evaluation.phantoms import make_cine
         cine = make_cine(frames, (128, 160), seed=5)
         ijkToRas = np.array([[-0.2, 0, 0, 10], [0, -0.3, 0, 20], [0, 0, 1.0, 5], [0, 0, 0, 1]])
         node = slicer.util.addVolumeFromArray(cine.envelope.astype(np.float32), ijkToRAS=ijkToRas, name="speckle")
@@ -1108,7 +912,7 @@ class Speckle2SelfTest(ScriptedLoadableModuleTest):
 
     def test_volume_geometry_and_speckle(self) -> None:
         import numpy as np
-        from speckle2self.metrics import speckle_snr
+        from speckle2self.evaluation.metrics import speckle_snr
         self._requireTorch()
         self.delayDisplay("Denoising a speckle volume")
         node, cine = self._speckleVolume()

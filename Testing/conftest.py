@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speckle2self.model_file import export_model
-from speckle2self.network import Architecture
-from speckle2self.phantoms import make_cine, make_phantom
-from speckle2self.training import TrainConfig, train
+from speckle2self.networks.model_file import export_model
+from speckle2self.networks.network import Architecture
+from speckle2self.evaluation.phantoms import make_cine, make_phantom
+from speckle2self.training.loop import TrainConfig, train
 
 TINY = Architecture.preset("tiny")
 

@@ -9,8 +9,8 @@ import pytest
 import speckle2self
 from speckle2self.errors import InputError
 from speckle2self.io import Volume, write_volume
-from speckle2self.phantoms import make_cine
-from speckle2self.pipeline import denoise_file, denoise_files
+from speckle2self.evaluation.phantoms import make_cine
+from speckle2self.inference.pipeline import denoise_file, denoise_files
 
 
 def run(*args):
@@ -79,7 +79,7 @@ def test_output_error_is_part_of_the_top_level_api():
 
 
 def test_the_help_gives_the_cpu_batch_default_the_code_uses():
-    from speckle2self.inference import default_batch_size
+    from speckle2self.inference.api import default_batch_size
     import torch
     res = run("denoise", "--help")
     assert default_batch_size(torch.device("cpu"), 512, 512) == 1

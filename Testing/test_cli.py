@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from speckle2self.io import Volume, read_volume, write_volume
-from speckle2self.model_file import load_model
-from speckle2self.phantoms import make_cine, make_phantom
+from speckle2self.networks.model_file import load_model
+from speckle2self.evaluation.phantoms import make_cine, make_phantom
 
 
 def run(*args, cwd=None):

@@ -196,7 +196,7 @@ def test_output_passes_dciodvfy_with_no_error_of_its_own(name, tmp_path):
 
 
 def test_fine_tuning_reads_a_dicom_study_lazily(tiny_model, ybr_cine, tmp_path):
-    from speckle2self.finetune import finetune_files
+    from speckle2self.finetune.files import finetune_files
     from speckle2self.io import FrameCache, LazyVolume
     lazy = LazyVolume(ybr_cine, FrameCache())
     assert lazy.shape == (30, 240, 320) and lazy.dtype == np.uint8 and lazy.cache.items == {}
@@ -296,7 +296,7 @@ def test_non_image_dicom_is_named(tmp_path):
 
 
 def test_files_of_one_series_stay_one_new_series(tiny_model, tmp_path):
-    from speckle2self.pipeline import denoise_files
+    from speckle2self.inference.pipeline import denoise_files
     study = tmp_path / "series"
     study.mkdir()
     for i in range(3):
@@ -313,7 +313,7 @@ def test_files_of_one_series_stay_one_new_series(tiny_model, tmp_path):
 
 def test_a_dicomdir_expands_to_the_images_it_lists():
     from pydicom.data import get_testdata_file
-    from speckle2self.pipeline import expand_inputs
+    from speckle2self.inference.pipeline import expand_inputs
     dicomdir = get_testdata_file("DICOMDIR")
     found = expand_inputs([dicomdir])
     assert len(found) == 31 and all(p.is_file() for p, _ in found)
@@ -345,7 +345,7 @@ def test_segmented_16_bit_palette_is_expanded(tmp_path):
 
 
 def test_a_single_frame_series_folder_becomes_one_ordered_volume(tiny_model, tmp_path):
-    from speckle2self.pipeline import denoise_files
+    from speckle2self.inference.pipeline import denoise_files
     study = tmp_path / "series"
     study.mkdir()
     for i, instance in enumerate([3, 1, 2]):  # files on disk out of order
@@ -362,7 +362,7 @@ def test_a_single_frame_series_folder_becomes_one_ordered_volume(tiny_model, tmp
 
 
 def test_a_folder_of_several_series_cannot_become_one_file(tiny_model, tmp_path):
-    from speckle2self.pipeline import denoise_files
+    from speckle2self.inference.pipeline import denoise_files
     study = tmp_path / "two"
     study.mkdir()
     _save(example("rgb_color"), study / "a.dcm")
@@ -395,7 +395,7 @@ def test_a_compressed_file_no_decoder_can_read_names_the_decoders_to_install(ybr
 
 
 def test_a_librarys_own_failure_on_one_file_is_reported_and_the_batch_goes_on(tiny_model, tmp_path, monkeypatch):
-    from speckle2self import pipeline
+    from speckle2self.inference import pipeline
     study = tmp_path / "study"
     study.mkdir()
     for name in ("a.dcm", "b.dcm"):

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from speckle2self.atomic import STALE_AFTER_S, atomic_path
 from speckle2self.errors import InputError, ModelFileError
 from speckle2self.io import Volume, read_dicom, read_volume, write_volume
-from speckle2self.training import checkpoint_progress
+from speckle2self.training.loop import checkpoint_progress
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from speckle2self.errors import InputError, Speckle2SelfError
-from speckle2self.finetune import finetune_files
+from speckle2self.finetune.files import finetune_files
 from speckle2self.io import FrameCache, LazyVolume, Volume, read_volume, write_volume
-from speckle2self.loss_log import read_csv
-from speckle2self.model_file import load_model
-from speckle2self.phantoms import make_cine
-from speckle2self.training import TrainConfig, _lr_at, train
-from speckle2self.training_data import TrainingFrames
+from speckle2self.finetune.loss_log import read_csv
+from speckle2self.networks.model_file import load_model
+from speckle2self.evaluation.phantoms import make_cine
+from speckle2self.training.loop import TrainConfig, _lr_at, train
+from speckle2self.training.training_data import TrainingFrames
 
 from conftest import TINY
 
@@ -149,7 +149,7 @@ def test_interrupted_study_run_resumes_to_the_same_model(study, tiny_model, tmp_
 
 
 def test_each_process_takes_its_own_share_of_the_global_batch():
-    from speckle2self.distributed import DistContext
+    from speckle2self.training.distributed import DistContext
     batch = torch.arange(8).reshape(8, 1)
     assert DistContext(rank=1, world=2).shard(batch).flatten().tolist() == [4, 5, 6, 7]
     assert DistContext().shard(batch) is batch
@@ -177,8 +177,8 @@ def test_two_gloo_processes_equal_one_process(study, tiny_model, tmp_path):
 
 
 def test_finetuning_keeps_the_parent_models_loss_weights(study, tmp_path):
-    from speckle2self.losses import LossWeights
-    from speckle2self.model_file import export_model
+    from speckle2self.training.losses import LossWeights
+    from speckle2self.networks.model_file import export_model
     frames = [make_cine(2, (64, 64), seed=9).envelope[0].astype(np.float32)]
     parent = train(frames, TrainConfig(steps=2, batch_size=2, crop=48, weights=LossWeights(1.0, 0.7, respeckle=0.5)),
                    arch=TINY,

@@ -4,10 +4,10 @@ import sys
 
 import numpy as np
 
-from speckle2self.finetune_worker import encode_event, parse_event, write_spec
+from speckle2self.finetune.finetune_worker import encode_event, parse_event, write_spec
 from speckle2self.io import Volume, write_volume
-from speckle2self.model_file import load_model
-from speckle2self.phantoms import make_phantom
+from speckle2self.networks.model_file import load_model
+from speckle2self.evaluation.phantoms import make_phantom
 
 
 def test_events_round_trip_and_log_lines_are_ignored():
@@ -24,7 +24,7 @@ def _data(tmp_path):
 
 
 def _run(spec):
-    proc = subprocess.run([sys.executable, "-m", "speckle2self.finetune_worker", str(spec)],
+    proc = subprocess.run([sys.executable, "-m", "speckle2self.finetune.finetune_worker", str(spec)],
                           capture_output=True, text=True)
     return proc.returncode, [e for e in map(parse_event, proc.stdout.splitlines()) if e]
 
@@ -43,7 +43,7 @@ def test_worker_reports_steps_and_writes_the_model(tmp_path, tiny_model):
 def test_stop_file_mid_run_ends_early_and_keeps_the_best_model(tmp_path, tiny_model):
     spec = write_spec(tmp_path / "job.json", [str(_data(tmp_path))], str(tmp_path / "tuned.pt"),
                       init=str(tiny_model), steps=100000, crop=48, batch_size=2, device="cpu")
-    proc = subprocess.Popen([sys.executable, "-m", "speckle2self.finetune_worker", str(spec)],
+    proc = subprocess.Popen([sys.executable, "-m", "speckle2self.finetune.finetune_worker", str(spec)],
                             stdout=subprocess.PIPE, text=True)
     events = []
     for line in proc.stdout:

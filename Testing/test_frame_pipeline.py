@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from speckle2self.devices import cpu_has_native_bfloat16
-from speckle2self.inference import denoise, get_model, prepare
-from speckle2self import runner as runner_module
-from speckle2self.runner import ModelRunner, automatic_precision
+from speckle2self.networks.devices import cpu_has_native_bfloat16
+from speckle2self.inference.api import denoise, get_model, prepare
+from speckle2self.inference import runner as runner_module
+from speckle2self.inference.runner import ModelRunner, automatic_precision
 
 
 def _bmode(cine):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from speckle2self.grain import grain_size
-from speckle2self.log_mapping import resampling_for
+from speckle2self.mapping.grain import grain_size
+from speckle2self.mapping.log_mapping import resampling_for
 
 
 def _speckle(shape, sigma_rows, sigma_cols, seed=0):

@@ -18,8 +18,8 @@ pyigtl = pytest.importorskip("pyigtl")
 
 from pyigtl.messages import CRC64  # noqa: E402
 
-from speckle2self.igtl_messages import HEADER, HEADER_SIZE  # noqa: E402
-from speckle2self.igtl_relay import SourceConnection  # noqa: E402
+from speckle2self.live.igtl_messages import HEADER, HEADER_SIZE  # noqa: E402
+from speckle2self.live.igtl_relay import SourceConnection  # noqa: E402
 
 WAIT = 20.0
 LIMIT = 64 << 10  # the reader's message limit in these tests: 64 KiB

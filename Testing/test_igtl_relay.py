@@ -16,7 +16,7 @@ import pytest
 
 pyigtl = pytest.importorskip("pyigtl")
 
-from speckle2self.igtl_relay import Relay, parse_endpoint  # noqa: E402
+from speckle2self.live.igtl_relay import Relay, parse_endpoint  # noqa: E402
 
 WAIT = 60.0
 MATRIX = np.array([[0.2, 0, 0, 10.0], [0, 0.3, 0, -20.0], [0, 0, 1.0, 5.0], [0, 0, 0, 1]])
@@ -193,7 +193,7 @@ def test_the_status_line_says_what_the_source_sent_that_was_dropped(relay, clien
 
 
 def test_device_names_kept_and_replayed_to_a_new_client_are_bounded():
-    from speckle2self.igtl_relay import MAX_NAMES, MessageServer
+    from speckle2self.live.igtl_relay import MAX_NAMES, MessageServer
     server = MessageServer(0)
     try:
         for i in range(5000):
@@ -210,7 +210,7 @@ def test_device_names_kept_and_replayed_to_a_new_client_are_bounded():
 
 
 def test_the_bytes_kept_for_clients_are_bounded():
-    from speckle2self.igtl_relay import MessageServer
+    from speckle2self.live.igtl_relay import MessageServer
     server = MessageServer(0, max_bytes=10_000)
     try:
         for i in range(50):
@@ -221,7 +221,7 @@ def test_the_bytes_kept_for_clients_are_bounded():
 
 
 def test_image_names_announced_are_bounded(relay):
-    from speckle2self.igtl_relay import MAX_NAMES
+    from speckle2self.live.igtl_relay import MAX_NAMES
     for i in range(5000):
         relay._output_name(f"Image{i}")
     assert len(relay._named) == MAX_NAMES

@@ -4,7 +4,7 @@ import pytest
 
 import speckle2self
 from speckle2self.errors import Cancelled, InputError
-from speckle2self.inference import denoise
+from speckle2self.inference.api import denoise
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
@@ -86,7 +86,7 @@ def test_batch_size_does_not_change_the_result(tiny_model, cine):
 
 
 def test_tiling_matches_whole_frame_inference_away_from_seams(tiny_model):
-    from speckle2self.phantoms import make_phantom
+    from speckle2self.evaluation.phantoms import make_phantom
     frame = make_phantom((224, 224), seed=11).envelope
     whole = denoise(frame, model=tiny_model, device="cpu")
     tiled = denoise(frame, model=tiny_model, device="cpu", tile_size=128)
@@ -121,7 +121,7 @@ def test_memory_mapped_cine_is_read_in_place_and_left_untouched(tiny_model, cine
 
 
 def test_eight_bit_input_is_treated_as_bmode_and_keeps_its_brightness(tiny_model, cine):
-    from speckle2self.demo import display_bmode
+    from speckle2self.evaluation.demo import display_bmode
     bmode = np.stack([display_bmode(f, 60.0) for f in cine.envelope])
     out = denoise(bmode, model=tiny_model, device="cpu")
     assert out.dtype == np.uint8
@@ -132,7 +132,7 @@ def test_eight_bit_input_is_treated_as_bmode_and_keeps_its_brightness(tiny_model
 
 
 def test_bmode_black_background_stays_black_and_tissue_keeps_its_brightness(tiny_model, cine):
-    from speckle2self.demo import display_bmode
+    from speckle2self.evaluation.demo import display_bmode
     bmode = np.stack([display_bmode(f, 60.0) for f in cine.envelope])
     bmode = np.maximum(bmode, 1)  # tissue is never pure black ...
     bmode[:, :, :20] = 0  # ... the area outside the sector is
@@ -144,7 +144,7 @@ def test_bmode_black_background_stays_black_and_tissue_keeps_its_brightness(tiny
 
 
 def test_bmode_annotation_neither_sets_the_scale_nor_gets_blurred(tiny_model, cine):
-    from speckle2self.demo import display_bmode
+    from speckle2self.evaluation.demo import display_bmode
     plain = np.stack([np.clip(display_bmode(f, 60.0), 20, 200) for f in cine.envelope])
     marked = plain.copy()
     marked[:, 2:8, 2:30] = 255  # burned-in white text
@@ -156,7 +156,7 @@ def test_bmode_annotation_neither_sets_the_scale_nor_gets_blurred(tiny_model, ci
 
 
 def test_bmode_annotations_on_the_background_keep_their_input_values(tiny_model, cine):
-    from speckle2self.demo import display_bmode
+    from speckle2self.evaluation.demo import display_bmode
     frames = np.zeros((len(cine.envelope), 130, 112), np.uint8)
     frames[:, :96] = np.maximum(np.stack([display_bmode(f, 60.0) for f in cine.envelope]), 20)
     frames[:, 112:120, 10:90] = 40  # a grey toolbar below the image (4 % of the frame) ...
@@ -178,7 +178,7 @@ def test_envelope_point_reflector_neither_sets_the_scale_nor_is_lost(tiny_model,
 
 
 def test_bmode_scale_follows_the_tissue_not_a_few_bright_echoes():
-    from speckle2self.domains import BMODE_SCALE_LEVEL, bmode_scale, bmode_to_envelope
+    from speckle2self.mapping.domains import BMODE_SCALE_LEVEL, bmode_scale, bmode_to_envelope
     rng = np.random.default_rng(2)
     grey = np.clip(0.45 + 0.08 * rng.standard_normal((1, 64, 64)), 0.06, 0.99)  # tissue 30 dB down
     bright = grey.copy()

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from speckle2self.inference import denoise
-from speckle2self.live import LiveDenoiser
+from speckle2self.inference.api import denoise
+from speckle2self.live.denoiser import LiveDenoiser
 
 WAIT = 60.0  # generous bound for a loaded CI machine; never reached when things work
 

@@ -3,8 +3,8 @@ real (a shrunk contrast), and not where the difference is leftover speckle (mott
 import numpy as np
 import torch
 
-from speckle2self.local_mean import keep_local_mean
-from speckle2self.speckle_noise import log_speckle, psf_for_grain
+from speckle2self.mapping.local_mean import keep_local_mean
+from speckle2self.training.speckle_noise import log_speckle, psf_for_grain
 
 STRENGTH = 0.09
 """Log speckle's standard deviation in grey levels at a 60 dB display (5.6 dB / 60 dB)."""
@@ -45,5 +45,5 @@ def test_radius_zero_leaves_the_output_alone():
 
 
 def _box2(x: np.ndarray) -> np.ndarray:
-    from speckle2self.grain import box_blur
+    from speckle2self.mapping.grain import box_blur
     return box_blur(box_blur(x, 3), 3)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from speckle2self.inference import denoise
-from speckle2self.grain import box_blur
-from speckle2self.local_mean import keep_local_mean
-from speckle2self.log_mapping import envelope_to_log, log_to_envelope
-from speckle2self.model_file import load_model
+from speckle2self.inference.api import denoise
+from speckle2self.mapping.grain import box_blur
+from speckle2self.mapping.local_mean import keep_local_mean
+from speckle2self.mapping.log_mapping import envelope_to_log, log_to_envelope
+from speckle2self.networks.model_file import load_model
 
 
 def _bmode_frame(seed=0, size=(160, 192)):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from speckle2self.metrics import cnr, gcnr, glcm_homogeneity, psnr, speckle_snr, ssim
+from speckle2self.evaluation.metrics import cnr, gcnr, glcm_homogeneity, psnr, speckle_snr, ssim
 
 
 def test_identical_images_score_perfectly():
@@ -46,7 +46,7 @@ def test_glcm_homogeneity_on_the_image_scale_rewards_flattening_that_region_minm
 
 
 def test_clip_extremes_keeps_a_point_target_from_deciding_the_scale():
-    from speckle2self.metrics import clip_extremes
+    from speckle2self.evaluation.metrics import clip_extremes
     rng = np.random.default_rng(4)
     clean = np.ones((64, 64))
     clean[:, 32:] = 2.0

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from speckle2self.errors import ModelFileError
-from speckle2self.model_file import CARD_FILE, checksum_path, export_model, load_model, make_card
-from speckle2self.network import Speckle2SelfNet
+from speckle2self.networks.model_file import CARD_FILE, checksum_path, export_model, load_model, make_card
+from speckle2self.networks.network import Speckle2SelfNet
 
 from conftest import TINY
 

@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from speckle2self.losses import LossWeights, speckle2self_loss
-from speckle2self.network import Architecture, Speckle2SelfNet
-from speckle2self.perturb import multiscale_views, perturb
+from speckle2self.training.losses import LossWeights, speckle2self_loss
+from speckle2self.networks.network import Architecture, Speckle2SelfNet
+from speckle2self.training.perturb import multiscale_views, perturb
 
 
 def _smooth_and_speckle(shape=(128, 128), seed=0):
-    from speckle2self.phantoms import Probe, speckle_envelope
+    from speckle2self.evaluation.phantoms import Probe, speckle_envelope
     z = np.linspace(0, 1, shape[0])[:, None] * np.ones(shape)
     structure = 0.5 + 0.4 * np.sin(2 * np.pi * z)  # slow depth profile
     speckle = speckle_envelope(structure, np.random.default_rng(seed), Probe())

@@ -13,11 +13,11 @@ import torch
 
 from speckle2self.cli import _abort_message, build_parser
 from speckle2self.errors import InputError
-from speckle2self.finetune import finetune_files
-from speckle2self.inference import denoise
+from speckle2self.finetune.files import finetune_files
+from speckle2self.inference.api import denoise
 from speckle2self.io import Volume, read_volume, write_volume
-from speckle2self.phantoms import make_cine, make_phantom
-from speckle2self.training import TrainConfig
+from speckle2self.evaluation.phantoms import make_cine, make_phantom
+from speckle2self.training.loop import TrainConfig
 
 FAST = dict(crop=48, batch_size=2, device="cpu")
 
@@ -255,13 +255,13 @@ def test_a_bad_finetune_number_is_a_usage_error(frame_file, tmp_path, option, va
     ({"patience": -1}, "patience must be a whole number of validations, 0 .* or more, got -1"),
 ])
 def test_a_bad_training_setting_is_an_input_error(kwargs, message):
-    from speckle2self.training import TrainConfig
+    from speckle2self.training.loop import TrainConfig
     with pytest.raises(InputError, match=message):
         TrainConfig(**kwargs)
 
 
 def test_a_crop_that_is_not_a_multiple_of_16_is_refused_before_reading_the_data(tiny_model, frame_file, tmp_path):
-    from speckle2self.finetune import finetune_files
+    from speckle2self.finetune.files import finetune_files
     with pytest.raises(InputError, match=r"crop must be a multiple of 16 pixels for this network, got 40 "
                                          r"\(use 32 or 48\)"):
         finetune_files([frame_file], tmp_path / "m.pt", init=tiny_model, crop=40, steps=1, device="cpu")

@@ -12,8 +12,8 @@ import SimpleITK as sitk
 from speckle2self.errors import InputError
 from speckle2self.io import Volume, read_volume, write_volume
 from speckle2self.io.footprint import input_files, output_files
-from speckle2self.phantoms import make_cine
-from speckle2self.pipeline import denoise_file, denoise_files
+from speckle2self.evaluation.phantoms import make_cine
+from speckle2self.inference.pipeline import denoise_file, denoise_files
 
 
 def run(*args):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from speckle2self.errors import Speckle2SelfError
-from speckle2self.inference import denoise
+from speckle2self.inference.api import denoise
 from speckle2self.io import Volume, read_dicom, read_volume, write_volume
 
 SETTINGS = dict(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speckle2self.demo import display_bmode
-from speckle2self.inference import denoise
-from speckle2self.metrics import clip_extremes, gcnr, speckle_snr, ssim
-from speckle2self.phantoms import Probe, make_phantom
+from speckle2self.evaluation.demo import display_bmode
+from speckle2self.inference.api import denoise
+from speckle2self.evaluation.metrics import clip_extremes, gcnr, speckle_snr, ssim
+from speckle2self.evaluation.phantoms import Probe, make_phantom
 
 UNSEEN_SEEDS = (21, 22)
 

@@ -21,7 +21,7 @@ import pytest
 from dicom_examples import example
 
 from speckle2self.io import Volume, write_volume
-from speckle2self.phantoms import make_cine
+from speckle2self.evaluation.phantoms import make_cine
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1, not the network interface
 needs_ray = pytest.mark.skipif(find_spec("ray") is None,
@@ -240,7 +240,7 @@ def test_progress_says_files_frames_rate_and_time_left():
     import io
     from pathlib import Path
     from speckle2self.cluster.progress import ArchiveProgress
-    from speckle2self.pipeline import FileReport
+    from speckle2self.inference.pipeline import FileReport
     now = [100.0]
     out = io.StringIO()
     progress = ArchiveProgress(stream=out, every_s=0.0, clock=lambda: now[0])
@@ -258,8 +258,8 @@ def test_progress_says_files_frames_rate_and_time_left():
 def test_the_report_has_one_row_per_input(tmp_path):
     import csv
     from pathlib import Path
-    from speckle2self.pipeline import FileReport
-    from speckle2self.report_file import write_report
+    from speckle2self.inference.pipeline import FileReport
+    from speckle2self.inference.report_file import write_report
     reports = [FileReport(Path("a.nrrd"), Path("o/a.nrrd"), True, frames=3, seconds=1.25, worker="node1:42"),
                FileReport(Path("b.nrrd"), None, False, "b.nrrd: broken"),
                FileReport(Path("c.nrrd"), Path("o/c.nrrd"), True, skipped=True)]

@@ -7,10 +7,10 @@ import pytest
 
 import real_frames as rf
 from speckle2self.io.dicom_read import read_dicom
-from speckle2self.pipeline import dicom_hints
-from speckle2self.inference import denoise
-from speckle2self.log_mapping import LogMapping
-from speckle2self.inference import get_model
+from speckle2self.inference.pipeline import dicom_hints
+from speckle2self.inference.api import denoise
+from speckle2self.mapping.log_mapping import LogMapping
+from speckle2self.inference.api import get_model
 
 FILES = rf.real_files()
 FRAMES = 4

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speckle2self.resample import Resize
+from speckle2self.mapping.resample import Resize
 
 
 @pytest.mark.parametrize("size_in, size_out", [((64, 96), (64, 55)), ((64, 55), (64, 96)), ((80, 70), (33, 41)),

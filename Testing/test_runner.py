@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from speckle2self.runner import is_out_of_memory, run_halving
+from speckle2self.inference.runner import is_out_of_memory, run_halving
 
 OOM = getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
 

@@ -1,8 +1,8 @@
 """The scan region is the ultrasound field of view: found from geometry, not from grey levels."""
 import numpy as np
 
-from speckle2self.scan_region import (convex_hull, nearest_inside, nearest_inside_without, sampled_frames,
-                                      scan_region)
+from speckle2self.mapping.scan_region import (convex_hull, nearest_inside, nearest_inside_without, sampled_frames,
+                                              scan_region)
 
 
 def _sector_frame(rng, size=(200, 240), dark_wedge=True, text=True):

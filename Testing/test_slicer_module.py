@@ -17,13 +17,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = ROOT / "Speckle2SelfExtension" / "Speckle2Self.py"
+LIB = ROOT / "Speckle2SelfExtension" / "Speckle2SelfLib"
+SOURCES = [MODULE, *sorted(LIB.glob("*.py"))]  # the module file and the helper classes cut from it
 UI = ROOT / "Resources" / "UI" / "Speckle2Self.ui"
 MODULE_CMAKE = ROOT / "Speckle2SelfExtension" / "CMakeLists.txt"
 
 
 @pytest.fixture(scope="module")
 def tree():
-    return ast.parse(MODULE.read_text(encoding="utf-8"))
+    """The module and its Speckle2SelfLib helper files as one tree: the helpers were the module's own classes."""
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in SOURCES]
+    return ast.Module(body=[node for t in trees for node in t.body], type_ignores=[])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,8 @@ def ui():
 
 
 def test_module_parses_for_python_3_10(tree):
-    ast.parse(MODULE.read_text(encoding="utf-8"), feature_version=(3, 10))
+    for path in SOURCES:
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 10))
 
 
 def test_module_defines_the_four_scripted_module_classes(tree):
@@ -48,7 +53,7 @@ def test_module_loads_without_torch_or_the_engine(tree):
 
 
 def test_every_widget_used_in_code_exists_in_the_ui(ui):
-    used = set(re.findall(r"self\.ui\.(\w+)", MODULE.read_text(encoding="utf-8")))
+    used = set(re.findall(r"self\.ui\.(\w+)", "\n".join(path.read_text(encoding="utf-8") for path in SOURCES)))
     defined = {w.get("name") for w in ui.iter("widget")}
     assert used and used - defined == set()
 
@@ -89,7 +94,8 @@ def _cmake_list(text: str, variable: str) -> list[str]:
 def test_cmake_lists_exactly_the_module_and_engine_files():
     listed = set(_cmake_list(MODULE_CMAKE.read_text(), "MODULE_PYTHON_SCRIPTS"))
     engine = ROOT / "Speckle2SelfExtension"
-    on_disk = {"${MODULE_NAME}.py"} | {str(p.relative_to(engine)) for p in (engine / "speckle2self").rglob("*.py")}
+    on_disk = {"${MODULE_NAME}.py"} | {str(p.relative_to(engine)) for folder in ("speckle2self", "Speckle2SelfLib")
+                                          for p in (engine / folder).rglob("*.py")}
     assert listed == on_disk
 
 
@@ -390,8 +396,9 @@ def test_the_module_imports_only_what_it_uses(tree):
 def test_the_bundled_engine_comes_first_on_sys_path_and_a_foreign_copy_is_forgotten(tree):
     prefer = ast.unparse(_function(tree, "useBundledEngine"))
     assert "sys.path.insert(0, folder)" in prefer and "forgetEngineModules()" in prefer
-    calls = [n for n in tree.body if isinstance(n, ast.Expr) and ast.unparse(n) == "useBundledEngine()"]
-    first_class = min(n.lineno for n in tree.body if isinstance(n, ast.ClassDef))
+    module = ast.parse(MODULE.read_text(encoding="utf-8"))  # the helpers never import the engine on load
+    calls = [n for n in module.body if isinstance(n, ast.Expr) and ast.unparse(n) == "useBundledEngine()"]
+    first_class = min(n.lineno for n in module.body if isinstance(n, ast.ClassDef))
     assert calls and calls[0].lineno < first_class  # before anything can import the engine
 
 
@@ -411,3 +418,12 @@ def test_the_estimate_times_writing_back_as_the_run_writes(tree):
     assert "slicer.mrmlScene.RemoveNode(scratch)" in estimate  # the throwaway sequence goes
     assert "self._frameWriter(inputSequence, outputSequence, frameNode)" in ast.unparse(
         _method(tree, "Speckle2SelfLogic", "_denoiseSequence"))
+
+
+def test_the_module_file_holds_the_template_classes_and_its_helpers_load_no_engine():
+    module = ast.parse(MODULE.read_text(encoding="utf-8"))
+    assert [n.name for n in module.body if isinstance(n, ast.ClassDef)] == [
+        "Speckle2Self", "Speckle2SelfParameterNode", "Speckle2SelfWidget", "Speckle2SelfLogic", "Speckle2SelfTest"]
+    for path in sorted(LIB.glob("*.py")):
+        top = [n for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        assert not any("speckle2self" in ast.unparse(n) or "torch" in ast.unparse(n) for n in top), path.name

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from speckle2self.errors import Cancelled, InputError
-from speckle2self.inference import denoise
-from speckle2self.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, RunEstimate, StageProgress, blend, chunks,
-                                         denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
-                                         display_window, duration_text, estimate_run, frame_plane_orientation,
-                                         frames_from_volume_array, free_model_path, live_frames, write_sequence_nrrd,
-                                         Problem, dependency_question, package_problems, torch_problem, version_tuple, loss_curve_rows, sample_data_source)
+from speckle2self.inference.api import denoise
+from speckle2self.slicer.slicer_support import (CONFIRM_ABOVE_SECONDS, ProgressInfo, RunEstimate, StageProgress, blend, chunks,
+                                                denoise_frame_stream, denoise_volume_array, card_summary, collect_frames,
+                                                display_window, duration_text, estimate_run, frame_plane_orientation,
+                                                frames_from_volume_array, free_model_path, live_frames, write_sequence_nrrd,
+                                                Problem, dependency_question, package_problems, torch_problem, version_tuple, loss_curve_rows, sample_data_source)
 
 RESOURCES = Path(__file__).resolve().parents[1] / "Resources"
 
@@ -278,7 +278,7 @@ def test_display_window_spans_the_result():
 
 
 def test_card_summary_names_architecture_data_and_parent(tiny_model):
-    from speckle2self.model_file import load_model
+    from speckle2self.networks.model_file import load_model
     loaded = load_model(tiny_model)
     text = card_summary(loaded.card, loaded.sha256)
     assert "widths 8-16-32-64" in text and "input: envelope" in text and "trained 6 steps on test phantoms" in text
@@ -422,7 +422,7 @@ def test_a_missing_sample_is_named(tmp_path):
 
 
 def test_the_slicer_helpers_load_without_torch():
-    code = ("import sys, speckle2self.slicer_support, speckle2self.worker_process; "
+    code = ("import sys, speckle2self.slicer.slicer_support, speckle2self.slicer.worker_process; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from speckle2self.grain import grain_size
-from speckle2self.losses import LossWeights, speckle2self_loss
-from speckle2self.speckle_noise import log_speckle, psf_for_grain, speckle_params
-from speckle2self.training import TrainConfig, train
+from speckle2self.mapping.grain import grain_size
+from speckle2self.training.losses import LossWeights, speckle2self_loss
+from speckle2self.training.speckle_noise import log_speckle, psf_for_grain, speckle_params
+from speckle2self.training.loop import TrainConfig, train
 
 from conftest import TINY
 
@@ -70,7 +70,7 @@ def test_training_with_respeckling_runs_and_validates(training_frames):
     config = TrainConfig(steps=4, batch_size=2, crop=48, val_every=2,
                          weights=LossWeights(1.0, 0.1, respeckle=1.0),
                          network_input={"domain": "log", "grain_px": [0.9, 0.9]})
-    from speckle2self.training_data import TrainingFrames
+    from speckle2self.training.training_data import TrainingFrames
     frames = TrainingFrames(training_frames, 48, network_input=config.network_input)
     fit, held = frames.split(0.25, seed=0)
     result = train(fit, config, arch=TINY, device="cpu", validation=held)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from speckle2self.errors import InputError, ModelFileError
-from speckle2self.model_file import load_model
-from speckle2self.phantoms import make_phantom
-from speckle2self.training import TrainConfig, train
+from speckle2self.networks.model_file import load_model
+from speckle2self.evaluation.phantoms import make_phantom
+from speckle2self.training.loop import TrainConfig, train
 
 from conftest import TINY
 
@@ -116,8 +116,8 @@ def test_training_card_says_no_clean_data_was_used(training_frames):
 
 
 def test_consistency_warmup_ramps_the_weight_from_zero():
-    from speckle2self.losses import LossWeights
-    from speckle2self.training import _weights_at
+    from speckle2self.training.losses import LossWeights
+    from speckle2self.training.loop import _weights_at
     cfg = TrainConfig(weights=LossWeights(1.0, 0.4), consistency_warmup=4)
     assert [_weights_at(cfg, s).consistency for s in (0, 2, 4, 9)] == [0.0, 0.2, 0.4, 0.4]
     assert _weights_at(cfg, 2).reconstruction == 1.0

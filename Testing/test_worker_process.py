@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from speckle2self.finetune_worker import encode_event
-from speckle2self.worker_process import (OutputTail, WorkerProcess, decode_line, exit_message, read_output)
+from speckle2self.finetune.finetune_worker import encode_event
+from speckle2self.slicer.worker_process import (OutputTail, WorkerProcess, decode_line, exit_message, read_output)
 
 
 def test_bytes_that_are_not_utf8_become_replacement_characters():

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from speckle2self.errors import ModelFileError
-from speckle2self.inference import denoise
+from speckle2self.inference.api import denoise
 from speckle2self.io import Volume, read_volume, write_volume
-from speckle2self.model_file import (CARD_FILE, WEIGHTS_KEY, checksum_path, export_model, load_model, make_card,
-                                     weights_sha256)
-from speckle2self.network import Speckle2SelfNet
+from speckle2self.networks.model_file import (CARD_FILE, WEIGHTS_KEY, checksum_path, export_model, load_model, make_card,
+                                              weights_sha256)
+from speckle2self.networks.network import Speckle2SelfNet
 
 from conftest import TINY
 
@@ -125,7 +125,7 @@ def test_an_older_file_without_the_embedded_checksum_still_loads(tmp_path):
 
 
 def _speckle_0_255():
-    from speckle2self.phantoms import make_phantom
+    from speckle2self.evaluation.phantoms import make_phantom
     envelope = make_phantom((96, 96), seed=3).envelope.astype(np.float64)
     return np.rint(envelope / envelope.max() * 255)
 

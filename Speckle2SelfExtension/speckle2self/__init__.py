@@ -12,20 +12,20 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "denoise": ("inference", "denoise"),
-    "load_model": ("model_file", "load_model"),
-    "export_model": ("model_file", "export_model"),
-    "bundled_model_path": ("model_file", "bundled_model_path"),
-    "LoadedModel": ("model_file", "LoadedModel"),
-    "train": ("training", "train"),
-    "TrainConfig": ("training", "TrainConfig"),
-    "StepReport": ("training", "StepReport"),
-    "Architecture": ("network", "Architecture"),
+    "denoise": ("inference.api", "denoise"),
+    "load_model": ("networks.model_file", "load_model"),
+    "export_model": ("networks.model_file", "export_model"),
+    "bundled_model_path": ("networks.model_file", "bundled_model_path"),
+    "LoadedModel": ("networks.model_file", "LoadedModel"),
+    "train": ("training.loop", "train"),
+    "TrainConfig": ("training.loop", "TrainConfig"),
+    "StepReport": ("training.loop", "StepReport"),
+    "Architecture": ("networks.network", "Architecture"),
     "read_volume": ("io", "read_volume"),
     "write_volume": ("io", "write_volume"),
     "Volume": ("io", "Volume"),
-    "denoise_file": ("pipeline", "denoise_file"),
-    "denoise_files": ("pipeline", "denoise_files"),
+    "denoise_file": ("inference.pipeline", "denoise_file"),
+    "denoise_files": ("inference.pipeline", "denoise_files"),
     "denoise_files_ray": ("cluster", "denoise_files_ray"),
 }
 
@@ -43,3 +43,16 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'speckle2self' has no attribute {name!r}")
+
+
+def _reexport(package: str, module: str, names: tuple[str, ...]):
+    """A subpackage's __getattr__: each of `names` imported from its submodule `module` on first use, so
+    `speckle2self.live.LiveDenoiser` and the like still import (and nothing imports torch before it is used)."""
+    def lazy_attribute(name: str):
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+        value = getattr(importlib.import_module(f".{module}", package), name)
+        setattr(importlib.import_module(package), name, value)
+        return value
+    return lazy_attribute

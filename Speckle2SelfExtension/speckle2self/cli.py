@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .devices import DEVICE_CHOICES
+from .networks.devices import DEVICE_CHOICES
 from .errors import InputError, OutputError, Speckle2SelfError
-from .igtl_messages import DEFAULT_MAX_MESSAGE_MB
+from .live.igtl_messages import DEFAULT_MAX_MESSAGE_MB
 from .failures import reason
-from .options import MAX_SEED, MIN_TILE_SIZE, PRECISIONS
+from .inference.options import MAX_SEED, MIN_TILE_SIZE, PRECISIONS
 
 
 EXIT_FILE_FAILED = 1
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _endpoint(text: str) -> tuple[str, int]:
-    from .igtl_relay import parse_endpoint
+    from .live.igtl_relay import parse_endpoint
     try:
         return parse_endpoint(text)
     except ValueError as exc:
@@ -121,7 +121,7 @@ def _endpoint(text: str) -> tuple[str, int]:
 
 
 def _port(text: str) -> int:
-    from .igtl_relay import parse_port
+    from .live.igtl_relay import parse_port
     try:
         return parse_port(text)
     except ValueError as exc:
@@ -129,7 +129,7 @@ def _port(text: str) -> int:
 
 
 def _host(text: str) -> str:
-    from .igtl_relay import parse_host
+    from .live.igtl_relay import parse_host
     try:
         return parse_host(text)
     except ValueError as exc:
@@ -239,7 +239,7 @@ def _fail(args, exc: BaseException, message: str, status: int) -> int:
 
 
 def cmd_denoise(args) -> int:
-    from .report_file import check_report_path, write_report
+    from .inference.report_file import check_report_path, write_report
     if args.report:
         check_report_path(args.report)
     if args.ray is not None:
@@ -255,7 +255,7 @@ def cmd_denoise(args) -> int:
 
 
 def _denoise_here(args) -> list:
-    from .pipeline import denoise_files
+    from .inference.pipeline import denoise_files
     from .progress import FileBars
     with FileBars() as bars:
         return denoise_files(args.inputs, args.output, model=args.model, device=args.device,
@@ -286,7 +286,7 @@ def _failure_line(path: Path, error: str) -> str:
 
 
 def cmd_finetune(args) -> int:
-    from .finetune import checkpoint_for, finetune_files
+    from .finetune.files import checkpoint_for, finetune_files
     from .progress import TrainingBar
     if args.resume:
         print(_resume_decision(args.resume, args.steps))
@@ -316,7 +316,7 @@ def cmd_finetune(args) -> int:
 
 def _resume_decision(checkpoint: str, steps: int | None) -> str:
     """What a resumed run will do, said before it starts (its settings come from the checkpoint)."""
-    from .training import check_resume_steps, checkpoint_progress
+    from .training.loop import check_resume_steps, checkpoint_progress
     saved, done = checkpoint_progress(checkpoint)
     total = steps if steps is not None else saved.steps
     check_resume_steps(total, done)
@@ -337,7 +337,7 @@ def _abort_message(model: Path, checkpoint: Path, started: float) -> str:
 
 
 def cmd_info(args) -> int:
-    from .model_file import WEIGHTS_KEY, bundled_model_path, checksum_path, load_model
+    from .networks.model_file import WEIGHTS_KEY, bundled_model_path, checksum_path, load_model
     path = Path(args.model) if args.model else bundled_model_path()
     loaded = load_model(path)
     print(json.dumps(loaded.card, indent=2, sort_keys=True))
@@ -350,7 +350,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from .evaluation.demo import run_demo
     summary = run_demo(Path(args.output), model=args.model, device=args.device, batch_size=args.batch_size)
     for line in summary:
         print(line)
@@ -358,7 +358,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_live(args) -> int:
-    from .igtl_relay import Relay
+    from .live.igtl_relay import Relay
     say = lambda line: print(f"speckle2self live: {line}", flush=True)  # noqa: E731
     try:
         relay = Relay(args.source, args.serve, model=args.model, device=args.device, precision=args.precision,

@@ -35,8 +35,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "simulation"))
 
 from classical import BOX_METHODS, METHODS  # noqa: E402
-from speckle2self.inference import denoise, get_model  # noqa: E402
-from speckle2self.metrics import clip_extremes, cnr, gcnr, glcm_homogeneity, psnr, speckle_snr, ssim  # noqa: E402
+from speckle2self.inference.api import denoise, get_model  # noqa: E402
+from speckle2self.evaluation.metrics import clip_extremes, cnr, gcnr, glcm_homogeneity, psnr, speckle_snr, ssim  # noqa: E402
 
 KEYS = ["PSNR", "SSIM", "Hom", "CNR", "gCNR", "sSNR", "dB"]
 DOMAINS = ("envelope", "bmode40", "bmode60", "bmode80")

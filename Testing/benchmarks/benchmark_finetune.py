@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from speckle2self.finetune import finetune_files
-from speckle2self.inference import denoise, get_model
+from speckle2self.finetune.files import finetune_files
+from speckle2self.inference.api import denoise, get_model
 from speckle2self.io import Volume, write_volume
-from speckle2self.metrics import gcnr, glcm_homogeneity, ssim
-from speckle2self.phantoms import Probe, make_cine
+from speckle2self.evaluation.metrics import gcnr, glcm_homogeneity, ssim
+from speckle2self.evaluation.phantoms import Probe, make_cine
 
 STUDY_PROBE = Probe(axial_sigma=0.8, lateral_sigma=1.4)
 STUDY_DENSITY = 0.15

@@ -37,13 +37,13 @@ def bmode_frames(envelope: np.ndarray) -> np.ndarray:
 
 
 def bmode_cine(count: int, size: tuple[int, int], seed: int = 3) -> np.ndarray:
-    from speckle2self.phantoms import make_cine
+    from speckle2self.evaluation.phantoms import make_cine
     return bmode_frames(make_cine(count, size, seed=seed).envelope.astype(np.float32))
 
 
 def frames_per_second(model, frames: np.ndarray, device: str, repeats: int, **kw) -> float:
     """End to end through denoise(), per-cine work (scan region, grain, precision check) included."""
-    from speckle2self.inference import denoise
+    from speckle2self.inference.api import denoise
     denoise(frames[:2], model=model, device=device, **kw)  # warm-up: model load, first-call allocations
     times = []
     for _ in range(repeats):
@@ -56,8 +56,8 @@ def frames_per_second(model, frames: np.ndarray, device: str, repeats: int, **kw
 def split_per_frame(model, frames: np.ndarray, device: str, precision: str) -> tuple[float, float, str]:
     """Median ms per frame of the network and of the mapping around it, one frame at a time, the
     steps of FramePipeline.run timed in sequence (so the two parts add up to the whole)."""
-    from speckle2self.frames import cast_like
-    from speckle2self.inference import prepare
+    from speckle2self.mapping.frames import cast_like
+    from speckle2self.inference.api import prepare
     pipeline = prepare(frames, model=model, device=device, precision=precision)
     pipeline.run(frames[:1])  # the automatic precision's one-batch check happens here
     network, mapping = [], []
@@ -91,7 +91,7 @@ def bm3d_seconds(frame: np.ndarray) -> float | None:
 
 PEAK_SCRIPT = r"""
 import json, resource, sys, numpy as np
-from speckle2self.inference import denoise, get_model
+from speckle2self.inference.api import denoise, get_model
 n = int(sys.argv[1]); device = sys.argv[2]
 model = get_model(None)
 warm = np.load(sys.argv[3], mmap_mode="r")
@@ -125,8 +125,8 @@ def peak_memory(n_frames: int, device: str, folder: Path) -> dict:
 
 
 def paper_width_model(folder: Path) -> Path:
-    from speckle2self.model_file import export_model, make_card
-    from speckle2self.network import Architecture, Speckle2SelfNet
+    from speckle2self.networks.model_file import export_model, make_card
+    from speckle2self.networks.network import Architecture, Speckle2SelfNet
     arch = Architecture.preset("paper")
     path = folder / "paper_width.pt"
     export_model(Speckle2SelfNet(arch).denoiser(), make_card(arch, {"note": "random weights, timing only"}), path)
@@ -153,8 +153,8 @@ def main() -> None:
     ap.add_argument("--paper-width", action="store_true", help="also time the paper's full-width network")
     args = ap.parse_args()
     import torch
-    from speckle2self.devices import cpu_has_native_bfloat16
-    from speckle2self.inference import get_model
+    from speckle2self.networks.devices import cpu_has_native_bfloat16
+    from speckle2self.inference.api import get_model
     model = get_model(None)
     params = sum(p.numel() for p in model.module.parameters())
     frames = bmode_cine(args.timing_frames, (512, 512))

@@ -30,7 +30,7 @@ def free_port() -> int:
 
 
 def live_alone(frames: np.ndarray, device: str, seconds: float) -> str:
-    from speckle2self.live import LiveDenoiser
+    from speckle2self.live.denoiser import LiveDenoiser
     with LiveDenoiser(device=device) as live:
         live.submit(frames[0])
         live.latest(timeout=120)  # first frame: preparation (scan region, grain, precision check)
@@ -44,7 +44,7 @@ def live_alone(frames: np.ndarray, device: str, seconds: float) -> str:
 
 def relay_run(frames: np.ndarray, device: str, seconds: float, rate: float) -> None:
     import pyigtl
-    from speckle2self.igtl_relay import Relay
+    from speckle2self.live.igtl_relay import Relay
     source_port = free_port()
     previous = signal.getsignal(signal.SIGINT)
     source = pyigtl.OpenIGTLinkServer(port=source_port)

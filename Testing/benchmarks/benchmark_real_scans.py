@@ -25,8 +25,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import classical  # noqa: E402
 import real_frames as rf  # noqa: E402
 import real_scan_set as rss  # noqa: E402
-from speckle2self.inference import denoise  # noqa: E402
-from speckle2self.scan_region import scan_region  # noqa: E402
+from speckle2self.inference.api import denoise  # noqa: E402
+from speckle2self.mapping.scan_region import scan_region  # noqa: E402
 
 GAIN_TARGET, SHARPNESS_TARGET = 2.5, 0.9
 CROP = 160

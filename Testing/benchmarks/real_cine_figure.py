@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Speckle2SelfExtension"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speckle2self.inference import denoise, get_model  # noqa: E402
+from speckle2self.inference.api import denoise, get_model  # noqa: E402
 from speckle2self.io.dicom_read import read_dicom  # noqa: E402
-from speckle2self.pipeline import dicom_hints  # noqa: E402
+from speckle2self.inference.pipeline import dicom_hints  # noqa: E402
 
 WALL = (slice(178, 192), slice(160, 182))
 """A homogeneous patch of the posterior wall (rows, cols of the 240×320 frame)."""

@@ -6,7 +6,7 @@ clinic has, so it is never shipped.
 
 Training pairs are the PSF-bank training frames (Testing/simulation/generate.py --set train) as
 8-bit B-mode at a random 40-80 dB display map, with the clean amplitude under the same map as the
-target; both go through the mapping inference uses (speckle2self.log_mapping: scan region, grain
+target; both go through the mapping inference uses (speckle2self.mapping.log_mapping: scan region, grain
 resampling), so the benchmark runs this model through `denoise` exactly as the bundled one. Its
 card sets local_mean_radius 0: a supervised model has no contrast shrinkage to undo.
 """
@@ -24,9 +24,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Testing" / "simulation"))
 
-from speckle2self.log_mapping import DEFAULT_GRAIN_PX, LogMapping, resize  # noqa: E402
-from speckle2self.model_file import export_model, make_card  # noqa: E402
-from speckle2self.network import PRESETS, Architecture, Speckle2SelfNet  # noqa: E402
+from speckle2self.mapping.log_mapping import DEFAULT_GRAIN_PX, LogMapping, resize  # noqa: E402
+from speckle2self.networks.model_file import export_model, make_card  # noqa: E402
+from speckle2self.networks.network import PRESETS, Architecture, Speckle2SelfNet  # noqa: E402
 
 CARD_INPUT = {"domain": "log", "grain_px": list(DEFAULT_GRAIN_PX), "local_mean_radius": 0}
 

@@ -8,7 +8,7 @@ PyMUST point-spread functions of five probe/frequency/depth conditions, 64 frame
 about 5 minutes on 2 cores), then trains on the noisy images only (the clean maps in the same
 files are never read) and exports TorchScript with its model card and SHA-256 file.
 
-The model is log-domain (speckle2self.log_mapping): each noisy envelope becomes 8-bit B-mode, as
+The model is log-domain (speckle2self.mapping.log_mapping): each noisy envelope becomes 8-bit B-mode, as
 a scanner would display it, at a dynamic range drawn from 40-80 dB (--dynamic-range) and a display reference drawn
 within ±6 dB, so the model meets the spread of clinical presets; training frames then go through
 the same mapping as inference (scan region, grain resampling to --grain pixels).
@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Speckle2SelfExtension"))
 sys.path.insert(0, str(ROOT / "Testing" / "simulation"))
 
-from speckle2self.losses import LossWeights  # noqa: E402
-from speckle2self.model_file import export_model  # noqa: E402
-from speckle2self.network import PRESETS, Architecture  # noqa: E402
-from speckle2self.training import TrainConfig, train  # noqa: E402
+from speckle2self.training.losses import LossWeights  # noqa: E402
+from speckle2self.networks.model_file import export_model  # noqa: E402
+from speckle2self.networks.network import PRESETS, Architecture  # noqa: E402
+from speckle2self.training.loop import TrainConfig, train  # noqa: E402
 
 
 DYNAMIC_RANGES_DB = (40.0, 80.0)
@@ -67,8 +67,8 @@ def training_frames(data: Path, frames: int, views: int, seed: int,
 
 def export_checkpoint(checkpoint: Path, out: Path) -> None:
     import torch
-    from speckle2self.model_file import make_card
-    from speckle2self.network import Speckle2SelfNet
+    from speckle2self.networks.model_file import make_card
+    from speckle2self.networks.network import Speckle2SelfNet
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     net = Speckle2SelfNet(Architecture.from_dict(state["architecture"]))
     net.load_state_dict(state["model"])
@@ -82,7 +82,7 @@ def export_checkpoint(checkpoint: Path, out: Path) -> None:
 def recard(source: Path, out: Path, radius: int) -> None:
     """Write `source`'s weights to `out` with the card's inference-time local-mean radius set."""
     import copy
-    from speckle2self.model_file import load_model
+    from speckle2self.networks.model_file import load_model
     model = load_model(source)
     card = copy.deepcopy(model.card)
     card["input"]["local_mean_radius"] = int(radius)
@@ -93,7 +93,7 @@ def recard(source: Path, out: Path, radius: int) -> None:
 def reshaped_parent(path: Path, upsample: str):
     """The model at `path`, to start from, with its decoder's resize read as `upsample` (same weights)."""
     import copy
-    from speckle2self.model_file import LoadedModel, load_model
+    from speckle2self.networks.model_file import LoadedModel, load_model
     parent = load_model(path)
     card = copy.deepcopy(parent.card)
     card["architecture"]["upsample"] = upsample
@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--local-mean", type=float, default=10.0, help="weight of the local-mean fidelity term")
     ap.add_argument("--local-mean-window", type=int, default=8)
     ap.add_argument("--respeckle", type=float, default=0.0,
-                    help="re-speckling strength alpha (speckle2self.speckle_noise; 0 = the paper's reconstruction)")
+                    help="re-speckling strength alpha (speckle2self.training.speckle_noise; 0 = the paper's reconstruction)")
     ap.add_argument("--warmup", type=int, default=200, help="steps over which consistency ramps up")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)

@@ -2,7 +2,7 @@
 
     python Testing/scripts/make_demo_sample.py
 
-A 3-frame envelope cine (speckle2self.phantoms, seed 7: a simulator and seed that no model
+A 3-frame envelope cine (speckle2self.evaluation.phantoms, seed 7: a simulator and seed that no model
 training used) stored as uint16 with 0.2 mm pixels, and its clean echogenicity map, which the demo
 uses only to report SSIM/PSNR before and after; and the same cine as a Slicer sequence
 (phantom_cine.seq.nrrd), which Slicer's Sample Data loads as a cine with a sequence browser.
@@ -18,8 +18,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "Speckle2SelfExtension"))
 
-from speckle2self.phantoms import make_cine  # noqa: E402
-from speckle2self.slicer_support import write_sequence_nrrd  # noqa: E402
+from speckle2self.evaluation.phantoms import make_cine  # noqa: E402
+from speckle2self.slicer.slicer_support import write_sequence_nrrd  # noqa: E402
 
 
 def write_sample(path: Path) -> None:

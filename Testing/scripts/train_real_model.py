@@ -10,8 +10,8 @@ frames whose speckle is coarser still. Scale augmentation (0.7-1.6×) spreads th
 the real frames (1.4-2.3 px) and of the simulations (0.9 px) over about 0.6-3.7 px.
 
 Objective: Speckle2Self (multi-scale views, one encoder per scale, shared decoder, cross-scale
-consistency) with re-speckling reconstruction (Noisier2Noise, speckle2self.speckle_noise) and the
-local-mean fidelity term; the network has a full-resolution skip (speckle2self.network). It starts
+consistency) with re-speckling reconstruction (Noisier2Noise, speckle2self.training.speckle_noise) and the
+local-mean fidelity term; the network has a full-resolution skip (speckle2self.networks.network). It starts
 from the bundled model's weights (--init) and writes a checkpoint every 200 steps: running the same
 command again continues it.
 """
@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 for sub in ("Speckle2SelfExtension", "Testing/simulation", "Testing/benchmarks", "Testing/scripts"):
     sys.path.insert(0, str(ROOT / sub))
 
-from speckle2self.augment import Augmentation  # noqa: E402
-from speckle2self.losses import LossWeights  # noqa: E402
-from speckle2self.model_file import LoadedModel, export_model, load_model  # noqa: E402
-from speckle2self.training import TrainConfig, train  # noqa: E402
-from speckle2self.training_data import TrainingFrames  # noqa: E402
+from speckle2self.training.augment import Augmentation  # noqa: E402
+from speckle2self.training.losses import LossWeights  # noqa: E402
+from speckle2self.networks.model_file import LoadedModel, export_model, load_model  # noqa: E402
+from speckle2self.training.loop import TrainConfig, train  # noqa: E402
+from speckle2self.training.training_data import TrainingFrames  # noqa: E402
 
 NATIVE_GRAIN_PX = 8.0
 """The card's grain: frames are resampled only where their measured speckle is coarser than this,

@@ -1,7 +1,7 @@
 """`speckle2self denoise --ray`: the command line's arguments to a cluster run with progress."""
 from __future__ import annotations
 
-from ..pipeline import FileReport
+from ..inference.pipeline import FileReport
 from .connect import LOCAL
 from .driver import denoise_files_ray
 from .progress import ArchiveProgress

@@ -7,11 +7,11 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..inference import get_model
+from ..inference.api import get_model
 from ..errors import ModelFileError
-from ..model_file import bundled_model_path
-from ..options import check_run_options, check_strength
-from ..pipeline import FileReport
+from ..networks.model_file import bundled_model_path
+from ..inference.options import check_run_options, check_strength
+from ..inference.pipeline import FileReport
 from .connect import connect
 from .errors import ClusterError
 from .layout import Layout, plan_layout

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..pipeline import FileReport, _is_series_to_one_file, checked_plan, planned_report
+from ..inference.pipeline import FileReport, _is_series_to_one_file, checked_plan, planned_report
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from ..pipeline import FileReport
+from ..inference.pipeline import FileReport
 
 
 class ArchiveProgress:

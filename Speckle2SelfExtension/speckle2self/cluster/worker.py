@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import ModelFileError, Speckle2SelfError
 from ..failures import reason
-from ..pipeline import FileReport, denoise_file, denoise_files
+from ..inference.pipeline import FileReport, denoise_file, denoise_files
 
 EXPECTED_ERRORS = (Speckle2SelfError, OSError)
 """What denoise_files reports as a file's failure; anything else is reported as a bug."""
@@ -34,7 +34,7 @@ class DenoiseWorker:
 
     def _start(self, model_path: str, sha256: str, bundled: bool, threads: int | None, cwd: str) -> None:
         import torch
-        from ..model_file import bundled_model_path, load_model
+        from ..networks.model_file import bundled_model_path, load_model
         if threads:
             torch.set_num_threads(threads)
         if not os.path.isdir(cwd):

@@ -4,7 +4,7 @@ Pixels are decoded by pydicom's handlers (pylibjpeg with its libjpeg, openjpeg a
 for compressed transfer syntaxes); pydicom 2.4 (Slicer 5.10) and 3.x give the same pixels (see
 pydicom_compat). Colour comes out as RGB (pydicom converts YBR_FULL and
 YBR_FULL_422, JPEG 2000 decoders undo YBR_RCT/ICT, palettes go through their lookup tables) and
-becomes grey by the rule in speckle2self.colour; pixels whose channels differ (Doppler, coloured
+becomes grey by the rule in speckle2self.mapping.colour; pixels whose channels differ (Doppler, coloured
 annotations) are marked, so that the writer can keep them exactly as they were. MONOCHROME1 is
 inverted so that bright means strong echo, as in every other input.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..colour import to_grey
+from ..mapping.colour import to_grey
 from ..errors import InputError
 from ..failures import reason
 from .pydicom_compat import MISSING_DECODER_HINT, apply_color_lut, decode_pixels, expected_pixel_bytes

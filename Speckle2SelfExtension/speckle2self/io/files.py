@@ -1,7 +1,7 @@
 """SimpleITK-backed reading and writing: NRRD, NIfTI, MHA/MHD (PLUS sequences), PNG, TIFF.
 
 A 3-D file is a stack of frames along its third axis. Colour images become grey by the rule in
-speckle2self.colour.
+speckle2self.mapping.colour.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, remove_stale_temporaries
-from ..colour import to_grey
+from ..mapping.colour import to_grey
 from ..errors import InputError, OutputError
 from ..failures import reason
 from .footprint import check_own_data_files, check_plan, output_files

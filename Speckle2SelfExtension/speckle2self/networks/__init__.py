@@ -1,0 +1,1 @@
+"""The network, its model files (TorchScript with a card inside, a checksum beside) and the device it runs on."""
