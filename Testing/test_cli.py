@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from interrupts import default_sigint
 
 from speckle2self.io import Volume, read_volume, write_volume
 from speckle2self.networks.model_file import load_model
@@ -126,7 +127,7 @@ def test_ctrl_c_during_finetune_saves_the_best_model_so_far(tiny_model, tmp_path
     proc = subprocess.Popen(["speckle2self", "finetune", str(data), "-o", str(out), "--from", str(tiny_model),
                              "--steps", "100000", "--crop", "48", "--batch-size", "2", "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"}, preexec_fn=default_sigint)
     ckpt = tmp_path / "interrupted.pt.ckpt"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline:  # first checkpoint: training is under way

@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from interrupts import default_sigint
 
 pyigtl = pytest.importorskip("pyigtl")
 
@@ -120,7 +121,8 @@ def test_the_relay_says_what_it_is_waiting_for(tiny_log_model, source_port):
 def test_the_command_stops_cleanly_on_ctrl_c(source_port):
     command = [sys.executable, "-m", "speckle2self", "live", "--source", f"127.0.0.1:{source_port}",
                "--serve", "0", "--device", "cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=default_sigint)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
     reader.start()
