@@ -21,18 +21,17 @@ class Job:
 
 def plan_jobs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
               skip_existing: bool) -> tuple[list[Job], dict[int, FileReport]]:
-    """The jobs to run and the reports already known (clashing or finished outputs), by input index.
+    """The jobs to run and the reports already known (finished outputs), by input index.
 
-    The pairs come from pipeline.checked_plan and the checks from pipeline.planned_report, so the
-    cluster run plans, refuses and skips exactly as `denoise_files` does.
+    The pairs come from pipeline.checked_plan (which refuses clashing outputs) and the skips from
+    pipeline.planned_report, so the cluster run plans, refuses and skips exactly as `denoise_files` does.
     """
     if _is_series_to_one_file(inputs, output):
         return [Job(0, Path(inputs[0]), Path(output), series=True)], {}
     jobs: list[Job] = []
     known: dict[int, FileReport] = {}
-    claimed: set[Path] = set()
     for index, (src, dst) in enumerate(checked_plan(inputs, output)):
-        report = planned_report(src, dst, claimed, skip_existing)
+        report = planned_report(src, dst, skip_existing)
         if report is None:
             jobs.append(Job(index, src, dst))
         else:

@@ -223,12 +223,9 @@ def denoise_file(src: str | os.PathLike, dst: str | os.PathLike, *, model=None, 
     return FileReport(src, dst, True, frames=volume.frames.shape[0], seconds=time.monotonic() - start, notes=notes)
 
 
-def planned_report(src: Path, dst: Path, claimed: set[Path], skip_existing: bool) -> FileReport | None:
-    """The report of an input that is not to be denoised (its output is another input's, or is
-    complete already and `skip_existing`), else None; claims `dst` in `claimed`."""
-    if dst.resolve() in claimed:
-        return FileReport(src, None, False, f"another input already writes {dst}; rename one of them")
-    claimed.add(dst.resolve())
+def planned_report(src: Path, dst: Path, skip_existing: bool) -> FileReport | None:
+    """The report of an input that is not to be denoised (its output is complete already and
+    `skip_existing`), else None. Outputs that clash are refused earlier, by checked_plan."""
     if skip_existing and dst.is_file():  # atomic writes: a file under its final name is complete
         return FileReport(src, dst, True, skipped=True)
     return None
@@ -259,9 +256,8 @@ def denoise_files(inputs: Sequence[str | os.PathLike], output: str | os.PathLike
         return [_denoise_series_to_file(Path(inputs[0]), Path(output), strength=strength, **options)]
     reports: list[FileReport] = []
     series_uids: dict[str, str] = {}
-    claimed: set[Path] = set()
     for src, dst in checked_plan(inputs, output):
-        planned = planned_report(src, dst, claimed, skip_existing)
+        planned = planned_report(src, dst, skip_existing)
         if planned is not None:
             reports.append(planned)
             continue
