@@ -77,7 +77,12 @@ def choose_areas(frame: np.ndarray, region: np.ndarray) -> Areas:
 
 
 def speckle_snr(frame: np.ndarray, areas: Areas) -> float:
-    patch = frame[areas.tissue].astype(np.float64)
+    return patch_snr(frame[areas.tissue])
+
+
+def patch_snr(patch: np.ndarray) -> float:
+    """Mean over standard deviation of a patch."""
+    patch = patch.astype(np.float64)
     return float(patch.mean() / max(patch.std(), 1e-9))
 
 
@@ -172,14 +177,9 @@ def homogeneous_windows(frame: np.ndarray, region: np.ndarray, count: int = GAIN
     return chosen
 
 
-def _snr(patch: np.ndarray) -> float:
-    patch = patch.astype(np.float64)
-    return float(patch.mean() / max(patch.std(), 1e-9))
-
-
 def speckle_snr_gain(frame: np.ndarray, out: np.ndarray, windows: list[tuple[slice, slice]]) -> float:
     """Median over the windows of output SNR / input SNR (mean / std)."""
-    return float(np.median([_snr(out[w]) / _snr(frame[w]) for w in windows]))
+    return float(np.median([patch_snr(out[w]) / patch_snr(frame[w]) for w in windows]))
 
 
 def brightness_change(frame: np.ndarray, out: np.ndarray, windows: list[tuple[slice, slice]]) -> float:
