@@ -42,6 +42,25 @@ def test_strength_and_grain_are_measured_from_a_textured_frame(strength, psf):
     assert measured_psf == pytest.approx(psf, abs=0.2)
 
 
+def test_coarse_lateral_speckle_is_matched_in_width_and_strength():
+    # A fetal scan's speckle: 2-3× wider laterally than axially, beyond where a local-mean
+    # grain measure saturates; too fine or too weak a copy would leave the real speckle in place.
+    frame = 0.4 + 0.08 * _speckle((1.2, 6.0), seed=11, side=320)
+    strength, psf = speckle_params(frame)
+    assert strength == pytest.approx(0.08, rel=0.15)
+    assert psf == pytest.approx((1.2, 6.0), rel=0.2)
+
+
+def test_banded_windows_do_not_widen_the_measured_grain():
+    # Reverberation bands and fibres widen a window's autocorrelation along them; synthetic speckle
+    # that wide would teach the network to erase real structure of that size (lateral smearing).
+    frame = 0.45 + 0.06 * _speckle((0.6, 0.6), seed=12, side=320)
+    bands = np.random.default_rng(0).normal(0.0, 0.12, 100)
+    frame[:100] += np.convolve(bands, [0.25, 0.5, 0.25], "same")[:, None]  # horizontal streaks across the top
+    strength, psf = speckle_params(frame)
+    assert psf[1] == pytest.approx(0.6, abs=0.2) and strength == pytest.approx(0.06, rel=0.2)
+
+
 def test_clipped_pixels_and_pixels_outside_the_region_do_not_count():
     frame = np.clip(0.5 + 0.1 * _speckle((0.8, 0.8), seed=3), 0, 1)
     frame[:, :96] = 0.0  # the display floor: a black half

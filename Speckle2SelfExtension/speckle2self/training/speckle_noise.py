@@ -9,10 +9,17 @@ lets a network learn the clean image from noisy frames alone (Noisier2Noise, Mor
 range) nor its grain (probe, depth and pixel spacing) is known for a clinical image, so both are
 measured from the frame itself and a pattern is synthesised to match:
 
-- grain: `speckle2self.mapping.grain.grain_size` of the frame, matched by the width of a Gaussian
-  point-spread function that gives the same measured grain (a calibration table);
-- strength: the median, over blocks of tissue, of the standard deviation of what a local mean
-  leaves, divided by the same statistic of a unit-strength synthetic pattern of that grain.
+- where: the frame's most homogeneous tissue windows, each less its plane, which hold speckle
+  and little else;
+- grain: the widths of a Gaussian point-spread function whose synthetic speckle has the same
+  autocorrelation half widths in such windows, axially and laterally (a calibration table);
+- strength: the windows' median standard deviation over that of unit synthetic speckle.
+
+A mismatch is not harmless: synthetic speckle coarser than the frame's own teaches the network to
+erase real structure of that size (lateral smearing), and weaker or finer speckle leaves the real
+speckle in place. Measured on real frames, the earlier estimate from `grain_size` (which a 2-px
+local mean caps near 1.7 px) made lateral widths 3-6× too coarse on fine linear-array speckle and
+the strength 2-5× too weak on coarse fetal scans.
 """
 from __future__ import annotations
 
@@ -22,13 +29,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..mapping.grain import grain_size, local_residual
+from ..mapping.grain import _half_width, box_blur, grain_size
 
 PSF_SIGMAS = np.linspace(0.3, 4.0, 20)
-"""Gaussian point-spread widths (pixels, amplitude) of the calibration table."""
-BLOCK = 16
-MIN_BLOCK_FILL = 0.9
-"""A block counts for the strength estimate when this share of it is scan region and not clipped."""
+"""Gaussian point-spread widths (pixels, amplitude) of the grain_size calibration table."""
+WINDOW_SIGMAS = np.linspace(0.3, 8.0, 40)
+"""... of the speckle-window calibration table (real frames reach 6 px half widths laterally)."""
+WINDOW = 40
+"""Side of the homogeneous windows speckle is measured in: several grains even of coarse speckle."""
+WINDOWS = 12
+WIDTH_PERCENTILE = 25
+"""Speckle is the finest texture of tissue; anatomy, reverberation bands and clutter in a window
+only widen its autocorrelation. A low percentile of the windows' widths resists them."""
+CALIBRATION_WINDOWS = 48
 CLIP_LEVEL = 0.02
 """Grey levels at or below this are taken as clipped to the display's floor (no speckle there)."""
 CALIBRATION_SIDE = 192
@@ -100,40 +113,97 @@ def _psf_for_grain(axial: float, lateral: float) -> tuple[float, float]:
     return tuple(float(np.interp(g, table, PSF_SIGMAS)) for g in aimed)  # type: ignore[return-value]
 
 
-def _block_std(residual: np.ndarray, usable: np.ndarray) -> float:
-    """Median over well-filled BLOCK² blocks of the residual's standard deviation (NaN if none)."""
-    h, w = (s - s % BLOCK for s in residual.shape)
-    r = residual[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).swapaxes(1, 2).reshape(-1, BLOCK * BLOCK)
-    u = usable[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).swapaxes(1, 2).reshape(-1, BLOCK * BLOCK)
-    good = u.mean(axis=1) >= MIN_BLOCK_FILL
-    if not good.any():
-        return float("nan")
-    return float(np.median([r[i][u[i]].std() for i in np.nonzero(good)[0]]))
-
-
 def speckle_params(grey: np.ndarray, region: np.ndarray | None = None) -> tuple[float, tuple[float, float]]:
     """(strength, PSF widths) of a log-domain frame in [0, 1]: the noise `log_speckle` must mimic.
 
-    The strength is the standard deviation of the frame's log speckle in grey levels; the widths
-    are for `log_speckle`. Clipped pixels (the display floor) and pixels outside `region` are left
-    out. Returns strength 0 where no tissue block is found (nothing to re-speckle).
+    Measured in the frame's most homogeneous tissue windows (speckle_windows), where what a
+    window's plane fit leaves is speckle: the widths are those whose synthetic speckle has the
+    same autocorrelation half widths there, the strength the ratio of the windows' median standard
+    deviation to that of unit synthetic speckle measured the same way. Clipped pixels (the display
+    floor) and pixels outside `region` are left out. Returns strength 0 where no tissue window is
+    found (nothing to re-speckle).
     """
     frame = np.asarray(grey, dtype=np.float64)
     mask = np.ones(frame.shape, dtype=bool) if region is None else np.asarray(region, dtype=bool)
     usable = mask & (frame > CLIP_LEVEL)
-    if usable.mean() < 0.05:
+    windows = speckle_windows(frame, usable)
+    if not windows:
         return 0.0, (1.0, 1.0)
-    psf = psf_for_grain(grain_size(frame, usable))
-    measured = _block_std(local_residual(frame, usable), usable)
-    reference = _unit_block_std(round(psf[0], 2), round(psf[1], 2))
-    if not np.isfinite(measured) or not reference > 0:
-        return 0.0, psf
-    return float(measured / reference), psf
+    patches = np.stack([_detrended(frame[w]) for w in windows])
+    widths = np.array([_half_widths(p[None]) for p in patches])
+    psf = _psf_for_widths(*np.percentile(widths, WIDTH_PERCENTILE, axis=0))
+    measured = float(np.median(patches.std(axis=(1, 2))))
+    reference = _unit_window_std(round(psf[0], 2), round(psf[1], 2))
+    return (float(measured / reference), psf) if reference > 0 else (0.0, psf)
+
+
+def speckle_windows(frame: np.ndarray, usable: np.ndarray, count: int = WINDOWS,
+                    side: int = WINDOW) -> list[tuple[slice, slice]]:
+    """Up to `count` non-overlapping side² windows of usable tissue (mean grey 0.12-0.8) whose
+    local mean (a 9×9 box) varies least: where the frame is speckle on an even background rather
+    than anatomy. (In log grey levels speckle's spread does not depend on the echo level, so the
+    spread itself, not its ratio to the level, is compared.)"""
+    h, w = frame.shape
+    if min(h, w) < side:
+        return []
+    smooth = box_blur(frame[None].astype(np.float32), 4)[0].astype(np.float64)
+    step = side // 4
+    candidates = []
+    for r in range(0, h - side + 1, step):
+        for c in range(0, w - side + 1, step):
+            box = (slice(r, r + side), slice(c, c + side))
+            if not usable[box].all():
+                continue
+            level = frame[box].mean()
+            if 0.12 <= level <= 0.8:
+                candidates.append((smooth[box].std(), r, c))
+    chosen: list[tuple[slice, slice]] = []
+    for _score, r, c in sorted(candidates):
+        if all(abs(r - b[0].start) >= side or abs(c - b[1].start) >= side for b in chosen):
+            chosen.append((slice(r, r + side), slice(c, c + side)))
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def _detrended(patch: np.ndarray) -> np.ndarray:
+    """A window less its least-squares plane (depth gain and slow shading are not speckle)."""
+    rows, cols = np.indices(patch.shape, dtype=np.float64)
+    design = np.stack([np.ones(patch.size), rows.ravel(), cols.ravel()], axis=1)
+    coef, *_ = np.linalg.lstsq(design, patch.ravel(), rcond=None)
+    return patch - (design @ coef).reshape(patch.shape)
+
+
+def _half_widths(patches: np.ndarray) -> tuple[float, float]:
+    """(axial, lateral) half widths at half maximum of the windows' pooled autocorrelation."""
+    side = patches.shape[-1]
+    spectrum = np.fft.rfft2(patches, (2 * side, 2 * side))
+    acf = np.fft.irfft2(np.abs(spectrum) ** 2, (2 * side, 2 * side)).sum(axis=0)
+    acf /= max(acf[0, 0], 1e-12)
+    return _half_width(acf[:side // 2, 0]), _half_width(acf[0, :side // 2])
+
+
+@lru_cache(maxsize=1)
+def _width_table() -> np.ndarray:
+    """Autocorrelation half width (pixels) in windows of synthetic speckle for each of WINDOW_SIGMAS."""
+    gen = torch.Generator().manual_seed(0)
+    widths = []
+    for s in WINDOW_SIGMAS:
+        z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (float(s), float(s)), gen).numpy().astype(np.float64)
+        widths.append(np.mean(_half_widths(np.stack([_detrended(p) for p in z]))))
+    return np.maximum.accumulate(np.asarray(widths))
+
+
+def _psf_for_widths(axial: float, lateral: float) -> tuple[float, float]:
+    """Along an axis, log speckle's autocorrelation depends only on that axis's PSF width (the
+    field's correlation is separable), so one isotropic table serves both axes."""
+    table = _width_table()
+    return float(np.interp(axial, table, WINDOW_SIGMAS)), float(np.interp(lateral, table, WINDOW_SIGMAS))
 
 
 @lru_cache(maxsize=4096)
-def _unit_block_std(axial: float, lateral: float) -> float:
-    """The strength statistic of unit-strength synthetic speckle of these PSF widths (fixed seed)."""
-    unit = log_speckle((CALIBRATION_SIDE, CALIBRATION_SIDE), (axial, lateral), torch.Generator().manual_seed(1))
-    everywhere = np.ones(unit.shape, dtype=bool)
-    return _block_std(local_residual(unit.numpy().astype(np.float64), everywhere), everywhere)
+def _unit_window_std(axial: float, lateral: float) -> float:
+    """Median window standard deviation of unit synthetic speckle of these widths, detrended as the
+    frame's windows are (coarse speckle loses more of its variance to a window's plane)."""
+    unit = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (axial, lateral), torch.Generator().manual_seed(1))
+    return float(np.median([_detrended(p).std() for p in unit.numpy().astype(np.float64)]))
