@@ -90,10 +90,10 @@ def test_tiling_matches_whole_frame_inference_away_from_seams(tiny_model):
     frame = make_phantom((224, 224), seed=11).envelope
     whole = denoise(frame, model=tiny_model, device="cpu")
     tiled = denoise(frame, model=tiny_model, device="cpu", tile_size=128)
-    span = frame.max() - frame.min()
     inner = (slice(16, -16), slice(16, -16))
-    assert np.abs(whole - tiled)[inner].max() / span < 0.02
-    assert np.abs(whole - tiled)[inner].mean() / span < 0.002
+    floor = 1e-6 * frame.max()
+    db = np.abs(20 * np.log10(np.maximum(whole, floor) / np.maximum(tiled, floor)))[inner]  # as the display shows it
+    assert db.max() < 1.0 and db.mean() < 0.1
 
 
 def test_progress_counts_frames_up_to_the_total(tiny_model, cine):
@@ -175,17 +175,3 @@ def test_envelope_point_reflector_neither_sets_the_scale_nor_is_lost(tiny_model,
     assert out_marked[10, 10] > 0.95 * marked[10, 10]  # still 40 dB above the speckle
     far = (slice(40, None), slice(40, None))
     assert np.abs(out_marked[far] - out_plain[far]).mean() < 0.02 * plain.std()
-
-
-def test_bmode_scale_follows_the_tissue_not_a_few_bright_echoes():
-    from speckle2self.mapping.domains import BMODE_SCALE_LEVEL, bmode_scale, bmode_to_envelope
-    rng = np.random.default_rng(2)
-    grey = np.clip(0.45 + 0.08 * rng.standard_normal((1, 64, 64)), 0.06, 0.99)  # tissue 30 dB down
-    bright = grey.copy()
-    bright[0, :3, :40] = 0.98  # a few specular echoes near 0 dB
-    image = np.ones_like(grey, dtype=bool)
-    for g in (grey, bright):
-        env = bmode_to_envelope(g)
-        lo, hi = bmode_scale(env, g, image)
-        scaled = (env - lo) / (hi - lo)
-        assert abs(np.percentile(scaled, 90) - BMODE_SCALE_LEVEL) < 0.05

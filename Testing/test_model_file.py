@@ -35,8 +35,8 @@ def test_card_round_trips_with_checksum(tiny_model):
     assert card["format"] == "speckle2self-model" and card["format_version"] == 1
     assert tuple(card["architecture"]["widths"]) == TINY.widths
     assert tuple(card["architecture"]["scales"]) == TINY.scales
-    assert card["input"]["domain"] == "envelope"
-    assert "99.9th percentile" in card["input"]["normalisation"]
+    assert card["input"]["domain"] == "log" and card["input"]["grain_px"] == [0.9, 0.9]
+    assert "log-compressed grey levels" in card["input"]["normalisation"]
     assert card["training"]["steps"] == 6 and card["training"]["data"] == "test phantoms"
     assert card["created"].startswith("20")
     assert checksum_path(tiny_model).read_text().split() == [loaded.sha256, tiny_model.name]

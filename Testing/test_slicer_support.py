@@ -281,7 +281,7 @@ def test_card_summary_names_architecture_data_and_parent(tiny_model):
     from speckle2self.networks.model_file import load_model
     loaded = load_model(tiny_model)
     text = card_summary(loaded.card, loaded.sha256)
-    assert "widths 8-16-32-64" in text and "input: envelope" in text and "trained 6 steps on test phantoms" in text
+    assert "widths 8-16-32-64" in text and "input: log" in text and "trained 6 steps on test phantoms" in text
     assert loaded.sha256[:12] in text
 
 

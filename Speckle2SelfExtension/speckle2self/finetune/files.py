@@ -17,7 +17,7 @@ from ..training.losses import LossWeights
 from ..networks.model_file import LoadedModel, bundled_model_path, export_model, load_model
 from ..networks.network import Architecture
 from ..inference.pipeline import expand_inputs
-from ..mapping.log_mapping import DEFAULT_GRAIN_PX
+from ..mapping.log_mapping import DEFAULT_GRAIN_PX, LOG_DOMAIN
 from ..training.loop import StepReport, TrainConfig, check_crop, check_resume_steps, checkpoint_progress, train
 from ..training.training_data import TrainingFrames
 
@@ -121,12 +121,10 @@ def parent_loss_weights(parent: LoadedModel | None) -> LossWeights:
 
 
 def parent_network_input(parent: LoadedModel | None) -> dict:
-    """A log-domain parent's input description (its grain), which the fine-tuned model keeps; a new
-    model from scratch is log-domain at the default model's grain."""
-    card_input = parent.card.get("input", {}) if parent is not None else {"domain": "log"}
-    if card_input.get("domain") == "log":
-        return {"domain": "log", "grain_px": list(card_input.get("grain_px", DEFAULT_GRAIN_PX))}
-    return {"domain": "envelope"}
+    """The parent's input description (its grain), which the fine-tuned model keeps; a new model
+    from scratch gets the default grain."""
+    card_input = parent.card["input"] if parent is not None else {}
+    return {"domain": LOG_DOMAIN, "grain_px": list(card_input.get("grain_px", DEFAULT_GRAIN_PX))}
 
 
 def _write_outputs(result, frames: TrainingFrames, output: Path, ckpt: Path) -> FinetuneOutcome:

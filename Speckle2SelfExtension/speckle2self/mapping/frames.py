@@ -110,36 +110,6 @@ def _check_finite(stack: np.ndarray) -> None:
             raise InputError(f"frame {bad} contains NaN or infinite values; replace them before denoising")
 
 
-ENVELOPE_SCALE_PERCENTILE = 99.9
-"""Envelope frames are scaled for the network from their minimum to this percentile, not to their
-maximum: a bright point reflector or wire target (tens of dB above the tissue, a few pixels)
-would otherwise set the scale and squash the speckle into the bottom few percent of the range."""
-
-
-def normalise(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame scaling to [0, 1] as float32, with each frame's low and high levels (shape (N,1,1)).
-
-    Low is the minimum, high the ENVELOPE_SCALE_PERCENTILE-th percentile (the maximum where that
-    percentile equals the minimum); values above high are clipped to 1 (denoise adds back the excess
-    of strong reflectors, see inference.REFLECTOR_HEADROOM). A constant frame (a blank frame in a
-    cine) maps to zeros; denormalise restores it.
-    """
-    x = frames.astype(np.float32, copy=True)
-    lo = x.min(axis=(1, 2), keepdims=True)
-    hi = np.percentile(x, ENVELOPE_SCALE_PERCENTILE, axis=(1, 2), keepdims=True).astype(np.float32)
-    hi = np.where(hi > lo, hi, x.max(axis=(1, 2), keepdims=True))
-    span = np.where(hi > lo, hi - lo, 1.0).astype(np.float32)
-    x -= lo
-    x /= span
-    np.clip(x, 0.0, 1.0, out=x)
-    return x, lo, hi
-
-
-def denormalise(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Inverse of normalise, frame by frame (for values inside the scaled range)."""
-    return y * (hi - lo) + lo
-
-
 def cast_like(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Convert float results to `dtype`, rounding and clipping for integer types."""
     dtype = np.dtype(dtype)

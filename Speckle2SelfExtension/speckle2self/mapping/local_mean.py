@@ -87,9 +87,10 @@ def _reduction(radius: int, axial: float, lateral: float) -> float:
     grain (fixed seed), per unit of robust spread of its detail (what the local mean leaves): how
     much of the speckle averaging lets through."""
     import torch
-    from ..training.speckle_noise import log_speckle, psf_for_grain
+    from ..training.speckle_noise import log_speckle, one_thread, psf_for_grain
     side = 96 + 12 * COARSE * radius
-    pattern = log_speckle((side, side), psf_for_grain((axial, lateral)), torch.Generator().manual_seed(0)).numpy()
+    with one_thread():
+        pattern = log_speckle((side, side), psf_for_grain((axial, lateral)), torch.Generator().manual_seed(0)).numpy()
     pattern = pattern[None].astype(np.float32)
     fine, coarse = _bands(pattern, radius)
     inner = (0,) + (slice(4 * COARSE * radius, -4 * COARSE * radius),) * 2

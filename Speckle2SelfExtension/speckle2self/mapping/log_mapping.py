@@ -13,7 +13,9 @@ compressing afterwards loses 4-5 dB of cyst contrast (the log-Rayleigh bias).
   frame, so they do not bleed into the tissue around them.
 - Envelope input is log-compressed per frame over `dynamic_range_db` (0 dB at 6 dB above the
   frame's 99th percentile, as a scanner's display map puts it), denoised, expanded back, and
-  scaled so that each frame's mean amplitude is the input's.
+  scaled so that each frame's mean amplitude is the input's. Echoes above 0 dB (a wire target, a
+  specular wall: fully developed speckle exceeds it with a probability near 1e-8) keep their
+  values, as saturated B-mode pixels do, and do not set the scale.
 - Grain: the frame is resampled so that its speckle grain (speckle2self.mapping.grain) is the size the
   model was trained at, denoised, and resampled back; a finer grain than the model's is left as
   it is. `grain_px` overrides the measurement.
@@ -96,6 +98,13 @@ def log_to_envelope(grey: np.ndarray, ref: np.ndarray, dynamic_range_db: float) 
     return (ref * np.power(10.0, (grey - 1.0) * dynamic_range_db / 20.0)).astype(np.float32)
 
 
+def _masked_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-frame mean over `mask` (N, 1, 1); the whole frame's where the mask is empty."""
+    count = mask.sum(axis=(1, 2), keepdims=True)
+    total = np.where(mask, x, 0).sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+    return np.where(count > 0, total / np.maximum(count, 1), x.mean(axis=(1, 2), keepdims=True, dtype=np.float64))
+
+
 class LogMapping:
     """Prepared once per input (region, fill, grain); maps each chunk to the network and back."""
 
@@ -156,7 +165,9 @@ class LogMapping:
         `keep` marks pixels to return unchanged and to hide from the network (colour, markers).
         """
         grey, ref = self._grey(chunk)
-        kept = (grey >= 1.0) & self.region if self.domain == "bmode" else np.zeros(grey.shape, dtype=bool)
+        kept = (grey >= 1.0) & self.region  # saturated B-mode; envelope echoes above 0 dB (wires, specular walls)
+        blank = grey.max(axis=(1, 2)) == grey.min(axis=(1, 2))
+        kept[blank] = True  # a blank frame in a cine passes through
         if keep is not None:
             kept = kept | (keep & self.region)
         net = self._to_network_size(self._filled(grey, kept))
@@ -192,7 +203,8 @@ class LogMapping:
             return self._bmode_back(out, grey, kept)
         env = log_to_envelope(out, saved["ref"], self.dynamic_range_db)
         source = saved["input"] - self.offset
-        gain = source.mean(axis=(1, 2), keepdims=True) / np.maximum(env.mean(axis=(1, 2), keepdims=True), 1e-30)
+        tissue = ~kept
+        gain = (_masked_mean(source, tissue) / np.maximum(_masked_mean(env, tissue), 1e-30)).astype(np.float32)
         low, high = source.min(axis=(1, 2), keepdims=True), source.max(axis=(1, 2), keepdims=True)
         return np.clip(env * gain, low, high) + self.offset
 

@@ -23,6 +23,7 @@ import torch
 
 from ..atomic import atomic_path, write_text_atomic
 from ..errors import ModelFileError, OutputError
+from ..mapping.log_mapping import DEFAULT_GRAIN_PX, LOG_DOMAIN
 from .network import Architecture, Denoiser
 from ..resources import resource_dirs
 
@@ -88,40 +89,29 @@ def _engine_version() -> str:
     return __version__
 
 
-def make_card(arch: Architecture, training: dict, domain: str = "envelope", network_input: dict | None = None) -> dict:
+def make_card(arch: Architecture, training: dict, network_input: dict | None = None) -> dict:
     """The model card: what the model is, what it expects, and how it was made.
 
-    `network_input` (from TrainConfig.network_input) describes a log-domain model's input:
-    {"domain": "log", "grain_px": [axial, lateral]} (see speckle2self.mapping.log_mapping).
+    `network_input` (from TrainConfig.network_input) describes the model's input:
+    {"domain": "log", "grain_px": [axial, lateral]} (see speckle2self.mapping.log_mapping);
+    without it, the default grain.
     """
-    if network_input is not None and network_input.get("domain") == "log":
-        return _log_card(arch, training, network_input)
-    return {
+    network_input = network_input or {}
+    card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "architecture": arch.to_dict(),
         "input": {
-            "domain": domain,
-            "normalisation": "per-frame minimum..99.9th percentile to [0, 1], clipped",
-            "layout": "(N, 1, H, W) float32; any H, W (padded internally to a multiple of "
-                      f"{arch.multiple})",
+            "domain": LOG_DOMAIN,
+            "grain_px": [float(v) for v in network_input.get("grain_px", DEFAULT_GRAIN_PX)],
+            "normalisation": "log-compressed grey levels in [0, 1] (B-mode as it is; envelope compressed over "
+                             "60 dB, 0 dB at 6 dB above the 99th percentile), resampled to the model's speckle grain",
+            "layout": f"(N, 1, H, W) float32; any H, W (padded internally to a multiple of {arch.multiple})",
             "output": "(N, 1, H, W) in [0, 1]",
         },
         "training": training,
         "created": now_iso(),
         "software": {"speckle2self": _engine_version(), "torch": torch.__version__},
-    }
-
-
-def _log_card(arch: Architecture, training: dict, network_input: dict) -> dict:
-    card = make_card(arch, training)
-    card["input"] = {
-        "domain": "log",
-        "grain_px": [float(v) for v in network_input.get("grain_px", (1.0, 1.0))],
-        "normalisation": "log-compressed grey levels in [0, 1] (B-mode as it is; envelope compressed over "
-                         "60 dB, 0 dB at 6 dB above the 99th percentile), resampled to the model's speckle grain",
-        "layout": card["input"]["layout"],
-        "output": card["input"]["output"],
     }
     if "local_mean_radius" in network_input:
         card["input"]["local_mean_radius"] = int(network_input["local_mean_radius"])
@@ -175,6 +165,11 @@ def validate_card(card: object, source: str) -> dict:
         Architecture.from_dict(card["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{source} has an invalid architecture in its model card: {exc}") from exc
+    domain = card.get("input", {}).get("domain") if isinstance(card.get("input"), dict) else None
+    if domain != LOG_DOMAIN:
+        raise ModelFileError(f"{source} is an early Speckle2Self model (input domain {domain!r}): it was made for "
+                             "the linear-envelope mapping this version no longer has, and would not be run as it was "
+                             "trained. Use the bundled model, or fine-tune it on your data (speckle2self finetune)")
     return card
 
 

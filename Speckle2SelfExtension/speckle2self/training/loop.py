@@ -23,6 +23,7 @@ from .distributed import DistContext
 from ..errors import InputError, ModelFileError, OutputError, TrainingDiverged
 from ..failures import reason
 from .losses import LossWeights, speckle2self_loss
+from ..mapping.log_mapping import DEFAULT_GRAIN_PX, LOG_DOMAIN
 from ..networks.model_file import LoadedModel, load_model, make_card
 from ..inference.options import MAX_SEED
 from ..networks.network import Architecture, Speckle2SelfNet
@@ -57,9 +58,9 @@ class TrainConfig:
     lr_schedule: str = "constant"
     """'constant', or 'cosine': decay from lr to lr × min_lr_ratio over the run."""
     min_lr_ratio: float = 0.1
-    network_input: dict = field(default_factory=lambda: {"domain": "envelope"})
-    """What the network takes: {"domain": "envelope"}, or {"domain": "log", "grain_px": [a, l]} for a
-    log-domain model (speckle2self.mapping.log_mapping). Fine-tuning takes its parent's."""
+    network_input: dict = field(default_factory=lambda: {"domain": LOG_DOMAIN, "grain_px": list(DEFAULT_GRAIN_PX)})
+    """What the network takes: log-compressed grey levels at a speckle grain, {"domain": "log",
+    "grain_px": [axial, lateral]} (speckle2self.mapping.log_mapping). Fine-tuning takes its parent's."""
     val_every: int = 50
     patience: int = 0
     """Early stopping: stop after this many validations without improvement (0 = never)."""
@@ -319,8 +320,7 @@ def _build_net(arch: Architecture | None, init, state: dict | None,
         net = Speckle2SelfNet(arch or Architecture())
     if loaded is not None:
         net.load_denoiser_weights(loaded.module.state_dict())
-        card_input = loaded.card.get("input", {})
-        return net, loaded.sha256, (dict(card_input) if card_input.get("domain") == "log" else None)
+        return net, loaded.sha256, dict(loaded.card["input"])
     return net, None, None
 
 

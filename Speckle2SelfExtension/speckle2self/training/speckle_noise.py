@@ -23,6 +23,7 @@ the strength 2-5× too weak on coarse fetal scans.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -63,6 +64,19 @@ def log_speckle(shape: tuple[int, ...], psf_sigma: tuple[float, float],
     log_amp = log_amp - log_amp.mean(dim=(-2, -1), keepdim=True)
     log_amp = log_amp / log_amp.std(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
     return log_amp.reshape(*lead, h, w) if lead else log_amp[0]
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one thread inside: a calibration that inference caches must not depend on the
+    caller's thread count (a convolution's float32 rounding does), or one process and a Ray worker
+    on one thread would write files that differ in the last bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _separable_blur(x: torch.Tensor, sigma: tuple[float, float]) -> torch.Tensor:

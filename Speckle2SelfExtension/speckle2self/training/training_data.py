@@ -12,9 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..mapping.domains import bmode_to_envelope, grey_range, resolve_domain
+from ..mapping.domains import grey_range, resolve_domain
 from ..errors import InputError
-from ..mapping.frames import MIN_SIDE, as_frame_stack, normalise
+from ..mapping.frames import MIN_SIDE, as_frame_stack
+from ..mapping.log_mapping import DEFAULT_GRAIN_PX, LOG_DOMAIN
 
 
 class TrainingFrames:
@@ -35,7 +36,10 @@ class TrainingFrames:
             self.domains.append(resolve_domain(domain, stack))
             self.index.extend((i, f) for f in range(stack.shape[0]))
         self.crop = crop
-        self.network_input = network_input or {"domain": "envelope"}
+        self.network_input = dict(network_input or {"domain": LOG_DOMAIN, "grain_px": list(DEFAULT_GRAIN_PX)})
+        if self.network_input.get("domain") != LOG_DOMAIN:
+            raise InputError(f"network input domain must be {LOG_DOMAIN!r} (log-compressed grey levels), "
+                             f"not {self.network_input.get('domain')!r}")
         self._log_maps: dict[int, object] = {}
         self._noise: dict[tuple[int, int], tuple[float, tuple[float, float]]] = {}
 
@@ -68,12 +72,7 @@ class TrainingFrames:
         x = np.asarray(self.stacks[s][f], dtype=np.float32)
         if not np.isfinite(x).all():
             raise InputError(f"{self.names[s]}: frame {f} contains NaN or infinite values")
-        if self.network_input.get("domain") == "log":
-            return self._log_map(s).to_network(x[None])[0][0]
-        if self.domains[s] == "bmode":
-            lo, hi = self._grey_range(s)
-            x = bmode_to_envelope((x - lo) / max(hi - lo, 1e-12))
-        return normalise(x[None])[0][0]
+        return self._log_map(s).to_network(x[None])[0][0]
 
     def noise_params(self, k: int) -> tuple[float, tuple[float, float]]:
         """Frame k's log-speckle strength and point-spread widths on the network's grid (cached):
@@ -84,9 +83,7 @@ class TrainingFrames:
             self._noise[key] = speckle_params(self.frame(k), self._network_region(key[0]))
         return self._noise[key]
 
-    def _network_region(self, s: int) -> np.ndarray | None:
-        if self.network_input.get("domain") != "log":
-            return None
+    def _network_region(self, s: int) -> np.ndarray:
         mapping = self._log_map(s)
         from ..mapping.log_mapping import resize
         return resize(mapping.region[None].astype(np.float32), mapping.resampling.size)[0] > 0.5
@@ -98,7 +95,11 @@ class TrainingFrames:
             from ..mapping.log_mapping import LogMapping
             from ..mapping.scan_region import sampled_frames
             stack = self.stacks[s]
-            sample = np.stack([np.asarray(stack[int(i)], dtype=np.float32) for i in sampled_frames(stack.shape[0], 8)])
+            picked = [int(i) for i in sampled_frames(stack.shape[0], 8)]
+            sample = np.stack([np.asarray(stack[i], dtype=np.float32) for i in picked])
+            for i, frame in zip(picked, sample):
+                if not np.isfinite(frame).all():
+                    raise InputError(f"{self.names[s]}: frame {i} contains NaN or infinite values")
             grey = self._grey_range(s) if self.domains[s] == "bmode" else (0.0, 1.0)
             self._log_maps[s] = LogMapping(sample, self.domains[s], self.network_input, DEFAULT_DYNAMIC_RANGE_DB, grey)
         return self._log_maps[s]
