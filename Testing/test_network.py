@@ -119,3 +119,28 @@ def test_with_re_speckling_the_local_mean_term_asks_for_the_clean_estimate_not_t
     estimate = 2 * noisy - respeckled  # (y + w) / 2 = noisy: what Noisier2Noise makes of the clean image
     assert implied_by(estimate) < 1e-10
     assert implied_by(respeckled) > 1e-3
+
+
+@pytest.mark.parametrize("fold", [2, 4])
+def test_a_folded_network_runs_no_convolution_at_full_resolution_and_keeps_the_frame_size(fold):
+    arch = Architecture(widths=(8, 16), scales=(0.5, 1.0), full_res_skip=True, space_to_depth=fold)
+    net = Speckle2SelfNet(arch).eval()
+    sizes = []
+    hooks = [m.register_forward_hook(lambda _m, inputs, _out: sizes.append(tuple(inputs[0].shape[-2:])))
+             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    x = torch.rand(1, 1, 45, 70)
+    y = net.denoiser()(x)
+    for hook in hooks:
+        hook.remove()
+    padded = -(-45 // arch.multiple) * arch.multiple
+    assert y.shape == x.shape and max(h for h, _ in sizes) == padded // fold  # the finest convolution
+    scripted = torch.jit.script(net.denoiser())
+    assert torch.allclose(scripted(x), y, atol=1e-6)
+    assert [v.shape for v in net([x[..., :32, :64]] * 2)] == [(1, 1, 32, 64)] * 2
+    assert Architecture.from_dict(arch.to_dict()) == arch and arch.multiple == 4 * fold
+
+
+def test_fold_factor_is_checked_and_older_cards_have_none():
+    with pytest.raises(ValueError, match="space_to_depth must be 1, 2 or 4"):
+        Architecture(space_to_depth=3)
+    assert Architecture.from_dict({"widths": [8, 16], "scales": [1.0]}).space_to_depth == 1

@@ -38,6 +38,10 @@ class Architecture:
     """A full-resolution convolution whose features the decoder adds at its last level, so edges are
     placed to the pixel. Only safe with re-speckling (the target is not the network's own input, so
     copying it through is no minimum); models made before it have none."""
+    space_to_depth: int = 1
+    """Pixels folded into channels before the encoder (2: each 2 × 2 block becomes 4 channels) and
+    unfolded after the decoder. No information is lost, but no convolution runs at the frame's full
+    resolution, where a CPU spends most of its time on thin feature maps: the fast student's layout."""
 
     def __post_init__(self) -> None:
         if not self.widths or any(int(w) < 1 for w in self.widths):
@@ -48,13 +52,15 @@ class Architecture:
             raise ValueError("the largest scale must be 1.0 (full resolution): inference runs it")
         if self.upsample not in ("bilinear", "nearest"):
             raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
+        if self.space_to_depth not in (1, 2, 4):
+            raise ValueError(f"space_to_depth must be 1, 2 or 4, got {self.space_to_depth!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "scales", tuple(sorted(float(s) for s in self.scales)))
 
     @property
     def multiple(self) -> int:
         """Frame sides must be multiples of this (the inference module pads to it)."""
-        return 2 ** len(self.widths)
+        return 2 ** len(self.widths) * self.space_to_depth
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +72,8 @@ class Architecture:
                    negative_slope=float(data.get("negative_slope", 0.1)),
                    skips=bool(data.get("skips", False)),
                    upsample=str(data.get("upsample", "nearest")),
-                   full_res_skip=bool(data.get("full_res_skip", False)))
+                   full_res_skip=bool(data.get("full_res_skip", False)),
+                   space_to_depth=int(data.get("space_to_depth", 1)))
 
     @classmethod
     def preset(cls, name: str, **kwargs) -> "Architecture":
@@ -96,14 +103,14 @@ class Encoder(nn.Module):
     function is unchanged when fine-tuning begins) comes first.
     """
 
-    def __init__(self, widths: tuple[int, ...], slope: float, full_res: bool = False) -> None:
+    def __init__(self, widths: tuple[int, ...], slope: float, full_res: bool = False, channels: int = 1) -> None:
         super().__init__()
-        chans = (1,) + tuple(widths)
+        chans = (channels,) + tuple(widths)
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(chans, chans[1:]))
         self.blocks = nn.ModuleList(ResidualBlock(w, slope) for w in widths)
         self.slope = slope
         self.full_res = full_res
-        self.stem = nn.Conv2d(1, widths[0], 3, padding=1) if full_res else nn.Identity()
+        self.stem = nn.Conv2d(channels, widths[0], 3, padding=1) if full_res else nn.Identity()
         if full_res:
             nn.init.zeros_(self.stem.weight)
             nn.init.zeros_(self.stem.bias)
@@ -126,13 +133,13 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, widths: tuple[int, ...], slope: float, skips: bool = True,
-                 bilinear: bool = True) -> None:
+                 bilinear: bool = True, channels: int = 1) -> None:
         super().__init__()
         rev = tuple(reversed(widths))
         outs = rev[1:] + (rev[-1],)
         self.ups = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(rev, outs))
         self.blocks = nn.ModuleList(ResidualBlock(b, slope) for b in outs)
-        self.head = nn.Conv2d(outs[-1], 1, 3, padding=1)
+        self.head = nn.Conv2d(outs[-1], channels, 3, padding=1)
         self.slope = slope
         self.skips = skips
         self.bilinear = bilinear
@@ -160,11 +167,12 @@ class Denoiser(nn.Module):
     crops back, clamps to [0, 1].
     """
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, multiple: int) -> None:
+    def __init__(self, encoder: Encoder, decoder: Decoder, multiple: int, space_to_depth: int = 1) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.multiple = multiple
+        self.space_to_depth = space_to_depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2], x.shape[-1]
@@ -173,7 +181,11 @@ class Denoiser(nn.Module):
         if ph > 0 or pw > 0:
             mode = "reflect" if (ph < h and pw < w) else "replicate"
             x = F.pad(x, [0, pw, 0, ph], mode=mode)
+        if self.space_to_depth > 1:
+            x = F.pixel_unshuffle(x, self.space_to_depth)
         y = self.decoder(self.encoder(x))
+        if self.space_to_depth > 1:
+            y = F.pixel_shuffle(y, self.space_to_depth)
         return torch.clamp(y[:, :, :h, :w], 0.0, 1.0)
 
 
@@ -183,16 +195,28 @@ class Speckle2SelfNet(nn.Module):
     def __init__(self, arch: Architecture) -> None:
         super().__init__()
         self.arch = arch
-        self.encoders = nn.ModuleList(Encoder(arch.widths, arch.negative_slope, arch.full_res_skip)
+        channels = arch.space_to_depth ** 2
+        self.encoders = nn.ModuleList(Encoder(arch.widths, arch.negative_slope, arch.full_res_skip, channels)
                                       for _ in arch.scales)
-        self.decoder = Decoder(arch.widths, arch.negative_slope, arch.skips, arch.upsample == "bilinear")
+        self.decoder = Decoder(arch.widths, arch.negative_slope, arch.skips, arch.upsample == "bilinear", channels)
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.decoder(enc(v)) for enc, v in zip(self.encoders, views)]
+        return [self._through(enc, v) for enc, v in zip(self.encoders, views)]
+
+    def _through(self, encoder: Encoder, x: torch.Tensor) -> torch.Tensor:
+        fold = self.arch.space_to_depth
+        if fold == 1:
+            return self.decoder(encoder(x))
+        return F.pixel_shuffle(self.decoder(encoder(F.pixel_unshuffle(x, fold))), fold)
+
+    def full_resolution(self, x: torch.Tensor) -> torch.Tensor:
+        """The full-resolution path on (N, 1, H, W) sides that are multiples of arch.multiple, neither
+        padded nor clamped (a clamp passes no gradient where an untrained output leaves [0, 1])."""
+        return self._through(self.encoders[-1], x)
 
     def denoiser(self) -> Denoiser:
         """The full-resolution inference path, sharing this network's weights."""
-        return Denoiser(self.encoders[-1], self.decoder, self.arch.multiple)
+        return Denoiser(self.encoders[-1], self.decoder, self.arch.multiple, self.arch.space_to_depth)
 
     def load_denoiser_weights(self, state: dict[str, torch.Tensor]) -> None:
         """Start every encoder from a trained full-resolution encoder, and the decoder from its own."""

@@ -1,0 +1,68 @@
+"""Distillation: a fast student learns its teacher's output, resumably, and says where it came from."""
+import numpy as np
+import pytest
+import torch
+
+from speckle2self.errors import ModelFileError
+from speckle2self.networks.model_file import export_model, load_model
+from speckle2self.networks.network import Architecture
+from speckle2self.training.distil import DistilConfig, distil, distillation_loss, student_card
+from speckle2self.training.training_data import TrainingFrames
+
+STUDENT = Architecture(widths=(8, 16), scales=(0.5, 1.0), full_res_skip=True, space_to_depth=2)
+
+
+@pytest.fixture
+def teacher(tiny_log_model):
+    return load_model(tiny_log_model)
+
+
+@pytest.fixture
+def frames(teacher, training_frames):
+    return TrainingFrames(training_frames, 48, network_input=dict(teacher.card["input"]))
+
+
+def _gap(net, teacher, frames):
+    batch = torch.from_numpy(frames.sample_crops(np.random.default_rng(99), 8)).unsqueeze(1)
+    with torch.no_grad():
+        return float(distillation_loss(net.denoiser()(batch), teacher.module(batch), 1.0))
+
+
+def test_the_student_moves_towards_the_teachers_output(teacher, frames):
+    untrained = distil(teacher, frames, STUDENT, DistilConfig(steps=1, batch_size=4, crop=48, lr=0.0))
+    trained = distil(teacher, frames, STUDENT, DistilConfig(steps=60, batch_size=4, crop=48, lr=3e-3))
+    assert _gap(trained, teacher, frames) < 0.6 * _gap(untrained, teacher, frames)
+
+
+def test_an_interrupted_distillation_resumes_to_the_same_student(teacher, frames, tmp_path):
+    config = DistilConfig(steps=8, batch_size=2, crop=48, checkpoint_every=4)
+    straight = distil(teacher, frames, STUDENT, config)
+    ckpt = tmp_path / "student.pt.ckpt"
+
+    def interrupt(step, _loss):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distil(teacher, frames, STUDENT, config, ckpt, progress=interrupt)
+    resumed = distil(teacher, frames, STUDENT, config, ckpt)  # from step 4
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_checkpoint_of_another_student_is_refused(teacher, frames, tmp_path):
+    ckpt = tmp_path / "student.pt.ckpt"
+    distil(teacher, frames, STUDENT, DistilConfig(steps=1, batch_size=2, crop=48), ckpt)
+    other = Architecture(widths=(8, 16), scales=(0.5, 1.0), space_to_depth=2)
+    with pytest.raises(ModelFileError, match="another architecture"):
+        distil(teacher, frames, other, DistilConfig(steps=2, batch_size=2, crop=48), ckpt)
+
+
+def test_the_student_file_reads_its_input_as_the_teacher_and_names_it(teacher, frames, tmp_path):
+    config = DistilConfig(steps=1, batch_size=2, crop=48)
+    net = distil(teacher, frames, STUDENT, config)
+    export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
+    student = load_model(tmp_path / "student.pt")
+    assert student.card["input"]["grain_px"] == teacher.card["input"]["grain_px"]
+    assert student.card["training"]["distilled_from"]["sha256"] == teacher.sha256
+    assert student.architecture.space_to_depth == 2
