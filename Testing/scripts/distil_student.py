@@ -20,11 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 for sub in ("Speckle2SelfExtension", "Testing/simulation", "Testing/benchmarks", "Testing/scripts"):
     sys.path.insert(0, str(ROOT / sub))
 
-from speckle2self.networks.model_file import export_model, load_model  # noqa: E402
+from speckle2self.networks.model_file import load_model  # noqa: E402
 from speckle2self.networks.network import Architecture  # noqa: E402
 from speckle2self.training.distil import DistilConfig, distil, student_card  # noqa: E402
 from speckle2self.training.training_data import TrainingFrames  # noqa: E402
-from train_real_model import real_frames, simulated_frames  # noqa: E402
+from train_real_model import real_frames, simulated_frames, write_model  # noqa: E402
 
 STUDENT_WIDTHS = (12, 24, 48, 96)
 """Measured on 512² frames, one thread: 4× the teacher's (8, 16, 32, 64) speed at full resolution,
@@ -60,10 +60,7 @@ def main() -> None:
     net = distil(teacher, data, arch, config, checkpoint=args.out.with_name(args.out.name + ".ckpt"), progress=report)
     card = student_card(net, teacher, config, "Distilled from the teacher's outputs on the teacher's own training "
                         "frames (no clean images): " + real_text + ". " + sim_text)
-    card["training"]["wall_time_s"] = round(time.monotonic() - started)
-    card["training"]["command"] = "python Testing/scripts/distil_student.py " + " ".join(sys.argv[1:])
-    card["training"]["held_out"] = "Testing/benchmarks/real_scan_set.py: is_held_out"
-    print(f"wrote {args.out} sha256 {export_model(net.denoiser(), card, args.out)}")
+    write_model(net.denoiser(), card, args.out, started)
 
 
 if __name__ == "__main__":

@@ -145,10 +145,15 @@ def main() -> None:
                    checkpoint=checkpoint, resume=resume, validation=val_set)
     card = result.card("Self-supervised, noisy frames only. " + real_text + ". "
                        + sim_text.replace("no real scans used", "the real frames above"))
+    write_model(result.net.denoiser(), card, args.out, started)
+
+
+def write_model(denoiser, card: dict, out: Path, started: float) -> None:
+    """Export with the wall time, the command that made it and where the held-out split is defined."""
     card["training"]["wall_time_s"] = round(time.monotonic() - started)
-    card["training"]["command"] = "python Testing/scripts/train_real_model.py " + " ".join(sys.argv[1:])
+    card["training"]["command"] = f"python Testing/scripts/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
     card["training"]["held_out"] = "Testing/benchmarks/real_scan_set.py: is_held_out"
-    print(f"wrote {args.out} sha256 {export_model(result.net.denoiser(), card, args.out)}")
+    print(f"wrote {out} sha256 {export_model(denoiser, card, out)}")
 
 
 if __name__ == "__main__":

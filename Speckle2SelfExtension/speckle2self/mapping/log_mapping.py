@@ -34,8 +34,9 @@ from .scan_region import nearest_inside, nearest_inside_without, sampled_frames,
 
 LOG_DOMAIN = "log"
 DEFAULT_GRAIN_PX = (0.9, 0.9)
-"""The speckle half width (pixels, speckle2self.mapping.grain) the default model works at: the finest of its
-field-simulated training conditions; real scans measure 0.9-1.3 px axially and 1.4-2.3 px laterally."""
+"""The speckle half width (pixels, speckle2self.mapping.grain) of a model trained without one: the finest
+of the field-simulated training conditions. (The bundled model's card says 8 px: it works on every
+frame at the frame's own resolution.)"""
 ENVELOPE_HEADROOM_DB = 6.0
 MIN_RESAMPLE = 0.25
 """The most a frame is shrunk for the network (a grain four times the model's)."""
