@@ -66,3 +66,22 @@ def test_the_student_file_reads_its_input_as_the_teacher_and_names_it(teacher, f
     assert student.card["input"]["grain_px"] == teacher.card["input"]["grain_px"]
     assert student.card["training"]["distilled_from"]["sha256"] == teacher.sha256
     assert student.architecture.space_to_depth == 2
+
+
+def test_a_student_is_fine_tuned_like_any_model_and_keeps_its_layout(teacher, frames, tmp_path):
+    from speckle2self.errors import InputError
+    from speckle2self.evaluation.phantoms import make_cine
+    from speckle2self.finetune.files import finetune_files
+    from speckle2self.io import Volume, write_volume
+    config = DistilConfig(steps=1, batch_size=2, crop=48)
+    net = distil(teacher, frames, STUDENT, config)
+    export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
+    write_volume(tmp_path / "study.nrrd", Volume(make_cine(4, (96, 96), seed=3).envelope.astype(np.float32)))
+    with pytest.raises(InputError, match="crop must be a multiple of 8"):
+        finetune_files([tmp_path / "study.nrrd"], tmp_path / "tuned.pt", init=tmp_path / "student.pt", crop=36,
+                       steps=2, batch_size=2, val_fraction=0, device="cpu")
+    outcome = finetune_files([tmp_path / "study.nrrd"], tmp_path / "tuned.pt", init=tmp_path / "student.pt",
+                             crop=48, steps=2, batch_size=2, val_fraction=0, device="cpu")
+    tuned = load_model(outcome.model_path)
+    assert tuned.architecture.space_to_depth == 2 and tuned.card["training"]["parent_sha256"] == load_model(
+        tmp_path / "student.pt").sha256

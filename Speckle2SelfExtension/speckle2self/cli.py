@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training steps in total (default 500; with --resume: the checkpoint's, and N must "
                         "exceed the steps it has done)")
     f.add_argument("--crop", type=_multiple_of(16), default=None, metavar="PIXELS",
-                   help="side of the square training crops, a multiple of 16 (default 128; fixed by the "
-                        "checkpoint with --resume)")
+                   help="side of the square training crops, a multiple of 16, and of the model's own size "
+                        "step where it is larger (32 for the bundled model; default 128; fixed by the checkpoint "
+                        "with --resume)")
     f.add_argument("--batch-size", type=_whole_at_least(1), default=None, metavar="N",
                    help="crops per training step (default 8; fixed by the checkpoint with --resume)")
     f.add_argument("--lr", type=_positive_float, default=None,
