@@ -29,19 +29,8 @@ def training_frames():
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, training_frames):
-    """A real (briefly trained) tiny model exported through the engine."""
+    """A real (briefly trained) tiny log-domain model at the default grain, exported through the engine."""
     result = train(training_frames, TrainConfig(steps=6, batch_size=2, crop=48, seed=1), arch=TINY, device="cpu")
     path = tmp_path_factory.mktemp("models") / "tiny.pt"
-    export_model(result.net.denoiser(), result.card("test phantoms"), path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tiny_log_model(tmp_path_factory, training_frames):
-    """A real (briefly trained) tiny log-domain model, as the bundled one is made."""
-    config = TrainConfig(steps=6, batch_size=2, crop=48, seed=1,
-                         network_input={"domain": "log", "grain_px": [0.9, 0.9]})
-    result = train(training_frames, config, arch=TINY, device="cpu")
-    path = tmp_path_factory.mktemp("models") / "tiny_log.pt"
     export_model(result.net.denoiser(), result.card("test phantoms"), path)
     return path

@@ -140,10 +140,10 @@ def test_ctrl_c_during_finetune_saves_the_best_model_so_far(tiny_model, tmp_path
     assert card["stopped_early"] is True and 100 <= card["steps"] < 100000
 
 
-def test_grain_option_sets_the_resampling(tiny_log_model, study, tmp_path):
-    measured = run("denoise", study / "sub" / "b.png", "-o", tmp_path / "m.png", "--model", tiny_log_model,
+def test_grain_option_sets_the_resampling(tiny_model, study, tmp_path):
+    measured = run("denoise", study / "sub" / "b.png", "-o", tmp_path / "m.png", "--model", tiny_model,
                    "--device", "cpu")
-    coarse = run("denoise", study / "sub" / "b.png", "-o", tmp_path / "c.png", "--model", tiny_log_model,
+    coarse = run("denoise", study / "sub" / "b.png", "-o", tmp_path / "c.png", "--model", tiny_model,
                  "--device", "cpu", "--grain", "3.6,3.6")
     assert measured.returncode == 0 and coarse.returncode == 0, coarse.stderr
     assert not np.array_equal(read_volume(tmp_path / "m.png").frames, read_volume(tmp_path / "c.png").frames)

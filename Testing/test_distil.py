@@ -13,8 +13,8 @@ STUDENT = Architecture(widths=(8, 16), scales=(0.5, 1.0), full_res_skip=True, sp
 
 
 @pytest.fixture
-def teacher(tiny_log_model):
-    return load_model(tiny_log_model)
+def teacher(tiny_model):
+    return load_model(tiny_model)
 
 
 @pytest.fixture

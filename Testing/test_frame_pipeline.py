@@ -14,23 +14,23 @@ def _bmode(cine):
     return np.clip(np.rint(255 * cine.envelope / cine.envelope.max()), 0, 255).astype(np.uint8)
 
 
-def test_a_prepared_pipeline_run_batch_by_batch_equals_denoise(tiny_log_model, cine):
+def test_a_prepared_pipeline_run_batch_by_batch_equals_denoise(tiny_model, cine):
     frames = _bmode(cine)
-    pipeline = prepare(frames, model=tiny_log_model, device="cpu", precision="float32")
+    pipeline = prepare(frames, model=tiny_model, device="cpu", precision="float32")
     batches = np.concatenate([pipeline.run(frames[i:i + 2]) for i in range(0, len(frames), 2)])
-    assert np.array_equal(batches, denoise(frames, model=tiny_log_model, device="cpu", precision="float32"))
+    assert np.array_equal(batches, denoise(frames, model=tiny_model, device="cpu", precision="float32"))
 
 
-def test_a_pipeline_fits_frames_of_its_size_and_type_only(tiny_log_model, cine):
+def test_a_pipeline_fits_frames_of_its_size_and_type_only(tiny_model, cine):
     frames = _bmode(cine)
-    pipeline = prepare(frames, model=tiny_log_model, device="cpu")
+    pipeline = prepare(frames, model=tiny_model, device="cpu")
     assert pipeline.fits(frames[:1]) and not pipeline.fits(frames[:, :-1]) and not pipeline.fits(frames.astype(float))
 
 
-def test_saturated_pixels_inside_the_image_come_back_unchanged(tiny_log_model, cine):
+def test_saturated_pixels_inside_the_image_come_back_unchanged(tiny_model, cine):
     frames = _bmode(cine)
     frames[:, 40:44, 50:60] = 255
-    out = prepare(frames, model=tiny_log_model, device="cpu").run(frames)
+    out = prepare(frames, model=tiny_model, device="cpu").run(frames)
     assert np.array_equal(out[:, 40:44, 50:60], frames[:, 40:44, 50:60])
 
 
@@ -41,11 +41,11 @@ def test_auto_precision_is_bfloat16_only_on_cpus_that_compute_it_natively():
 
 
 @pytest.mark.skipif(not cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16")
-def test_auto_precision_falls_back_to_float32_when_the_first_batch_disagrees(tiny_log_model, cine, monkeypatch):
+def test_auto_precision_falls_back_to_float32_when_the_first_batch_disagrees(tiny_model, cine, monkeypatch):
     monkeypatch.setattr(runner_module, "HALF_TOLERANCE", 0.0)  # any difference at all counts as disagreement
-    runner = ModelRunner(get_model(tiny_log_model), "cpu", "auto")
+    runner = ModelRunner(get_model(tiny_model), "cpu", "auto")
     assert runner.dtype == torch.bfloat16
-    reference = ModelRunner(get_model(tiny_log_model), "cpu", "float32")
+    reference = ModelRunner(get_model(tiny_model), "cpu", "float32")
     batch = (_bmode(cine)[:1] / 255.0).astype(np.float32)
     assert np.array_equal(runner.run(batch), reference.run(batch))
     assert runner.dtype == torch.float32 and "using float32" in runner.notes[0]

@@ -65,8 +65,8 @@ def source_port():
 
 
 @pytest.fixture
-def relay(tiny_log_model, source_port):
-    with Relay(("127.0.0.1", source_port), 0, model=tiny_log_model, device="cpu", precision="float32",
+def relay(tiny_model, source_port):
+    with Relay(("127.0.0.1", source_port), 0, model=tiny_model, device="cpu", precision="float32",
                say=lambda line: None) as running:
         yield running
 
@@ -109,9 +109,9 @@ def test_every_connected_client_receives_the_frames(relay, client, source_port, 
         other.stop()
 
 
-def test_the_relay_says_what_it_is_waiting_for(tiny_log_model, source_port):
+def test_the_relay_says_what_it_is_waiting_for(tiny_model, source_port):
     lines = []
-    with Relay(("127.0.0.1", source_port), 0, model=tiny_log_model, device="cpu", say=lines.append):
+    with Relay(("127.0.0.1", source_port), 0, model=tiny_model, device="cpu", say=lines.append):
         deadline = time.monotonic() + WAIT
         while not any("waiting for an OpenIGTLink server" in line for line in lines) and time.monotonic() < deadline:
             time.sleep(0.05)

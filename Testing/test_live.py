@@ -19,20 +19,20 @@ def _frames(cine, count=4):
 
 
 @pytest.fixture
-def live(tiny_log_model):
-    denoiser = LiveDenoiser(tiny_log_model, device="cpu", precision="float32")
+def live(tiny_model):
+    denoiser = LiveDenoiser(tiny_model, device="cpu", precision="float32")
     yield denoiser
     denoiser.stop()
 
 
-def test_a_result_carries_its_frames_metadata_and_denoise_gives_the_same_pixels(live, tiny_log_model, cine):
+def test_a_result_carries_its_frames_metadata_and_denoise_gives_the_same_pixels(live, tiny_model, cine):
     frame = _frames(cine, 1)[0]
     meta = {"timestamp": 1234.5, "matrix": np.eye(4), "name": "Image_Reference"}
     live.submit(frame, meta)
     result = live.latest(timeout=WAIT)
     assert result.meta is meta and result.index == 0
     assert result.frame.shape == frame.shape and result.frame.dtype == frame.dtype
-    assert np.array_equal(result.frame, denoise(frame, model=tiny_log_model, device="cpu", precision="float32"))
+    assert np.array_equal(result.frame, denoise(frame, model=tiny_model, device="cpu", precision="float32"))
 
 
 def test_the_caller_may_reuse_its_buffer_after_submitting(live, cine):
@@ -44,7 +44,7 @@ def test_the_caller_may_reuse_its_buffer_after_submitting(live, cine):
     assert result.meta == "first" and result.frame.std() > 0
 
 
-def test_frames_arriving_while_one_is_denoised_are_dropped_and_the_newest_is_kept(tiny_log_model, cine):
+def test_frames_arriving_while_one_is_denoised_are_dropped_and_the_newest_is_kept(tiny_model, cine):
     frames = _frames(cine)
     started, release = threading.Event(), threading.Event()
 
@@ -52,7 +52,7 @@ def test_frames_arriving_while_one_is_denoised_are_dropped_and_the_newest_is_kep
         started.set()
         release.wait(WAIT)
 
-    with LiveDenoiser(tiny_log_model, device="cpu", precision="float32", on_result=hold) as live:
+    with LiveDenoiser(tiny_model, device="cpu", precision="float32", on_result=hold) as live:
         live.submit(frames[0], 0)
         assert started.wait(WAIT)
         for i in (1, 2, 3):
@@ -102,8 +102,8 @@ def test_a_bad_frame_is_counted_and_the_stream_goes_on(live, cine):
     assert stats.failed == 0 or "same value" in stats.last_error
 
 
-def test_stop_joins_the_worker_and_refuses_new_frames(tiny_log_model, cine):
-    live = LiveDenoiser(tiny_log_model, device="cpu")
+def test_stop_joins_the_worker_and_refuses_new_frames(tiny_model, cine):
+    live = LiveDenoiser(tiny_model, device="cpu")
     live.submit(_frames(cine, 1)[0])
     live.stop()
     assert not live.running
@@ -120,7 +120,7 @@ def test_stats_report_frames_per_second_and_latency(live, cine):
     assert "frames/s" in stats.text
 
 
-def test_an_error_in_the_result_callback_is_counted_and_the_stream_goes_on(tiny_log_model, cine):
+def test_an_error_in_the_result_callback_is_counted_and_the_stream_goes_on(tiny_model, cine):
     calls = []
 
     def fail_once(result):
@@ -128,7 +128,7 @@ def test_an_error_in_the_result_callback_is_counted_and_the_stream_goes_on(tiny_
         if len(calls) == 1:
             raise OSError("client went away")
 
-    with LiveDenoiser(tiny_log_model, device="cpu", on_result=fail_once) as live:
+    with LiveDenoiser(tiny_model, device="cpu", on_result=fail_once) as live:
         for meta in ("first", "second"):
             live.submit(_frames(cine, 1)[0], meta)
             live.latest(timeout=WAIT)
@@ -147,7 +147,7 @@ def test_a_model_that_cannot_be_loaded_fails_the_constructor_and_leaves_no_threa
 
 
 
-def test_a_dynamic_range_outside_10_to_120_db_is_refused_when_the_stream_is_set_up(tiny_log_model):
+def test_a_dynamic_range_outside_10_to_120_db_is_refused_when_the_stream_is_set_up(tiny_model):
     from speckle2self.errors import InputError
     with pytest.raises(InputError, match="dynamic_range_db must be from 10 to 120 dB"):
-        LiveDenoiser(tiny_log_model, device="cpu", dynamic_range_db=1e6)
+        LiveDenoiser(tiny_model, device="cpu", dynamic_range_db=1e6)

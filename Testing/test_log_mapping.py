@@ -20,32 +20,32 @@ def _bmode_frame(seed=0, size=(160, 192)):
     return frame
 
 
-def test_the_card_says_the_model_is_log_domain(tiny_log_model):
-    card = load_model(tiny_log_model).card
+def test_the_card_says_the_model_is_log_domain(tiny_model):
+    card = load_model(tiny_model).card
     assert card["input"]["domain"] == "log" and card["input"]["grain_px"] == [0.9, 0.9]
 
 
-def test_pixels_outside_the_scan_region_come_back_bit_for_bit(tiny_log_model):
+def test_pixels_outside_the_scan_region_come_back_bit_for_bit(tiny_model):
     frame = _bmode_frame()
-    out = denoise(frame, model=tiny_log_model, device="cpu")
+    out = denoise(frame, model=tiny_model, device="cpu")
     outside = np.ones(frame.shape, bool)
     outside[20:140, 30:180] = False
     assert np.array_equal(out[outside], frame[outside])
     assert (out[22:138, 32:178] != frame[22:138, 32:178]).mean() > 0.5
 
 
-def test_float_bmode_outside_the_region_is_bit_exact(tiny_log_model):
+def test_float_bmode_outside_the_region_is_bit_exact(tiny_model):
     frame = _bmode_frame().astype(np.float64) * 3.7 + 0.123456789
-    out = denoise(frame, model=tiny_log_model, device="cpu", domain="bmode")
+    out = denoise(frame, model=tiny_model, device="cpu", domain="bmode")
     assert out.dtype == np.float64 and np.array_equal(out[:15], frame[:15])
 
 
-def test_a_marker_inside_the_image_is_kept_and_does_not_bleed(tiny_log_model):
+def test_a_marker_inside_the_image_is_kept_and_does_not_bleed(tiny_model):
     frame = _bmode_frame()
     plain = frame.copy()
     plain[78:83, 100:105] = frame[70:75, 100:105]
-    out = denoise(frame, model=tiny_log_model, device="cpu")
-    ref = denoise(plain, model=tiny_log_model, device="cpu")
+    out = denoise(frame, model=tiny_model, device="cpu")
+    ref = denoise(plain, model=tiny_model, device="cpu")
     assert np.array_equal(out[78:83, 100:105], frame[78:83, 100:105])
     ring = np.zeros(frame.shape, bool)
     ring[74:87, 96:109] = True
@@ -53,37 +53,37 @@ def test_a_marker_inside_the_image_is_kept_and_does_not_bleed(tiny_log_model):
     assert np.abs(out[ring].astype(int) - ref[ring].astype(int)).mean() < 3
 
 
-def test_colour_pixels_passed_as_keep_are_unchanged(tiny_log_model):
+def test_colour_pixels_passed_as_keep_are_unchanged(tiny_model):
     frame = _bmode_frame()
     keep = np.zeros(frame.shape, bool)
     keep[40:60, 60:90] = True
-    out = denoise(frame, model=tiny_log_model, device="cpu", keep=keep)
+    out = denoise(frame, model=tiny_model, device="cpu", keep=keep)
     assert np.array_equal(out[keep], frame[keep])
 
 
-def test_a_region_mask_bounds_what_is_denoised(tiny_log_model):
+def test_a_region_mask_bounds_what_is_denoised(tiny_model):
     frame = _bmode_frame()
     region = np.zeros(frame.shape, bool)
     region[20:80, 30:180] = True
-    out = denoise(frame, model=tiny_log_model, device="cpu", region=region)
+    out = denoise(frame, model=tiny_model, device="cpu", region=region)
     assert np.array_equal(out[80:], frame[80:]) and (out[22:78, 32:178] != frame[22:78, 32:178]).mean() > 0.5
 
 
-def test_negative_envelope_values_come_back_in_the_input_range(tiny_log_model):
+def test_negative_envelope_values_come_back_in_the_input_range(tiny_model):
     x = -np.random.default_rng(0).rayleigh(1.0, (64, 64)) * 1000 - 5000
-    out = denoise(x, model=tiny_log_model, device="cpu")
+    out = denoise(x, model=tiny_model, device="cpu")
     assert out.min() >= x.min() - 1e-6 * abs(x.min()) and out.max() <= x.max() + 1e-6 * abs(x.max())
 
 
-def test_envelope_mean_amplitude_is_kept(tiny_log_model):
+def test_envelope_mean_amplitude_is_kept(tiny_model):
     x = np.random.default_rng(1).rayleigh(1.0, (2, 96, 96)).astype(np.float32)
-    out = denoise(x, model=tiny_log_model, device="cpu")
+    out = denoise(x, model=tiny_model, device="cpu")
     assert out.mean(axis=(1, 2)) == pytest.approx(x.mean(axis=(1, 2)), rel=1e-3)
 
 
-def test_a_coarse_grain_is_resampled_and_the_output_has_the_input_shape(tiny_log_model):
+def test_a_coarse_grain_is_resampled_and_the_output_has_the_input_shape(tiny_model):
     frame = _bmode_frame()
-    out = denoise(frame, model=tiny_log_model, device="cpu", grain_px=(3.0, 3.0))
+    out = denoise(frame, model=tiny_model, device="cpu", grain_px=(3.0, 3.0))
     assert out.shape == frame.shape and out.dtype == frame.dtype
 
 
@@ -102,13 +102,13 @@ def test_keeping_the_local_mean_restores_a_shrunk_contrast():
     assert np.allclose(box_blur(np.ones((1, 8, 8), np.float32), 2), 1.0)
 
 
-def test_a_region_of_the_wrong_shape_is_refused(tiny_log_model):
+def test_a_region_of_the_wrong_shape_is_refused(tiny_model):
     from speckle2self.errors import InputError
     with pytest.raises(InputError, match="region has shape"):
-        denoise(_bmode_frame(), model=tiny_log_model, device="cpu", region=np.ones((10, 10), bool))
+        denoise(_bmode_frame(), model=tiny_model, device="cpu", region=np.ones((10, 10), bool))
 
 
-def test_a_keep_mask_of_the_wrong_shape_is_refused(tiny_log_model):
+def test_a_keep_mask_of_the_wrong_shape_is_refused(tiny_model):
     from speckle2self.errors import InputError
     with pytest.raises(InputError, match="keep has shape"):
-        denoise(_bmode_frame(), model=tiny_log_model, device="cpu", keep=np.ones((3, 10, 10), bool))
+        denoise(_bmode_frame(), model=tiny_model, device="cpu", keep=np.ones((3, 10, 10), bool))

@@ -239,9 +239,8 @@ def _brightening_bmode_cine(cine):
     return [(np.sqrt(f) * 1000.0 * (1 + k))[None].astype(np.float32) for k, f in enumerate(grey)]
 
 
-@pytest.mark.parametrize("model_fixture", ["tiny_model", "tiny_log_model"])
-def test_non_8_bit_bmode_cine_takes_one_grey_range_for_the_whole_cine(model_fixture, cine, request):
-    model = request.getfixturevalue(model_fixture)
+def test_non_8_bit_bmode_cine_takes_one_grey_range_for_the_whole_cine(tiny_model, cine):
+    model = tiny_model
     items = _brightening_bmode_cine(cine)
     written = {}
     denoise_frame_stream(items.__getitem__, written.__setitem__, len(items), False, chunk=2, model=model,

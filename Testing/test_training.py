@@ -92,9 +92,9 @@ def test_fine_tuning_starts_from_the_models_weights(tiny_model, training_frames)
         assert torch.allclose(result.net.denoiser().state_dict()[name], value, atol=1e-6), name
 
 
-def test_fine_tuning_keeps_the_parents_input_and_takes_a_new_local_mean_radius(tiny_log_model, training_frames):
+def test_fine_tuning_keeps_the_parents_input_and_takes_a_new_local_mean_radius(tiny_model, training_frames):
     config = TrainConfig(steps=1, batch_size=2, crop=48, network_input={"domain": "envelope", "local_mean_radius": 5})
-    result = train(training_frames, config, init=tiny_log_model, device="cpu")
+    result = train(training_frames, config, init=tiny_model, device="cpu")
     assert result.config.network_input["domain"] == "log"
     assert result.config.network_input["grain_px"] == [0.9, 0.9]
     assert result.config.network_input["local_mean_radius"] == 5
