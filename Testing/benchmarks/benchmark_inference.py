@@ -151,6 +151,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--paper-width", action="store_true", help="also time the paper's full-width network")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another model file timed in the same run on the same frames (e.g. the teacher the "
+                         "bundled student was distilled from), with the ratio")
     args = ap.parse_args()
     import torch
     from speckle2self.networks.devices import cpu_has_native_bfloat16
@@ -168,6 +171,13 @@ def main() -> None:
         print(f"512x512 8-bit B-mode end to end, {precision} ({dtype}): {fps[precision]:.2f} frames/s "
               f"({1000 / fps[precision]:.0f} ms/frame over a {len(frames)}-frame cine); per frame: network "
               f"{net:.1f} ms, mapping around it {around:.1f} ms")
+    if args.baseline is not None:
+        from speckle2self.networks.model_file import load_model
+        baseline = load_model(args.baseline)
+        for precision in ("float32", "auto"):
+            base = frames_per_second(baseline, frames, args.device, args.repeats, precision=precision)
+            print(f"baseline {args.baseline.name} (widths {baseline.architecture.widths}), same frames, {precision}: "
+                  f"{base:.2f} frames/s; bundled is {fps[precision] / base:.2f}x as fast")
     seconds = bm3d_seconds(frames[0])
     if seconds is None:
         print("BM3D: not measured (pip install \".[bench]\")")

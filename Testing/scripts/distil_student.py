@@ -26,9 +26,10 @@ from speckle2self.training.distil import DistilConfig, distil, student_card  # n
 from speckle2self.training.training_data import TrainingFrames  # noqa: E402
 from train_real_model import real_frames, simulated_frames, write_model  # noqa: E402
 
-STUDENT_WIDTHS = (12, 24, 48, 96)
-"""Measured on 512² frames, one thread: 4× the teacher's (8, 16, 32, 64) speed at full resolution,
-with twice its weights to learn the teacher's function with."""
+STUDENT_WIDTHS = (8, 16, 32, 64)
+"""The teacher's widths, folded: measured on 512² frames, the network alone runs in 13 ms against
+the teacher's 58 (two threads), and 18 ms with widths 12-96 (which learned the teacher no better
+on the real-scan benchmark)."""
 
 
 def main() -> None:
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--sim-frames", type=int, default=32, help="simulated frames per condition")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--widths", default=",".join(map(str, STUDENT_WIDTHS)), help="the student's encoder widths")
     args = ap.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -49,7 +51,7 @@ def main() -> None:
     config = DistilConfig(steps=args.steps)
     data = TrainingFrames(real + sim, config.crop, "bmode", names + [f"simulated {i}" for i in range(len(sim))],
                           network_input=dict(teacher.card["input"]))
-    arch = Architecture(widths=STUDENT_WIDTHS, scales=teacher.architecture.scales, full_res_skip=True,
+    arch = Architecture(widths=tuple(int(w) for w in args.widths.split(",")), scales=teacher.architecture.scales, full_res_skip=True,
                         space_to_depth=2)
     started = time.monotonic()
 
