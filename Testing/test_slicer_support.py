@@ -284,6 +284,14 @@ def test_card_summary_names_architecture_data_and_parent(tiny_model):
     assert loaded.sha256[:12] in text
 
 
+def test_card_summary_of_the_bundled_student_names_its_fold_and_teacher():
+    from speckle2self.networks.model_file import load_model
+    loaded = load_model(None)
+    text = card_summary(loaded.card, loaded.sha256)
+    teacher = load_model(Path(__file__).parent / "data" / "native_teacher.pt")
+    assert "2×2 pixels folded into channels" in text and f"distilled from {teacher.sha256[:12]}" in text
+
+
 def test_loss_curve_rows_keep_only_step_events():
     events = [{"event": "started"}, {"event": "step", "step": 5, "loss": 0.5, "reconstruction": 0.4, "consistency": 1.0},
               {"event": "step", "step": 10, "loss": 0.3, "reconstruction": 0.2, "consistency": 1.0}]

@@ -276,12 +276,17 @@ def display_window(frames: np.ndarray) -> tuple[float, float]:
 def card_summary(card: dict, sha256: str) -> str:
     """A few lines describing a model for the panel: what it is, what it expects, how it was made."""
     arch, training = card.get("architecture", {}), card.get("training", {})
+    fold = int(arch.get("space_to_depth", 1))
     lines = [f"widths {'-'.join(str(w) for w in arch.get('widths', []))}, scales "
-             f"{', '.join(str(s) for s in arch.get('scales', []))}",
+             f"{', '.join(str(s) for s in arch.get('scales', []))}"
+             + (f", {fold}×{fold} pixels folded into channels" if fold > 1 else ""),
              f"input: {card.get('input', {}).get('domain', '?')}",
              f"trained {training.get('steps', '?')} steps on {training.get('data', 'unknown data')}"]
     if training.get("parent_sha256"):
         lines.append(f"fine-tuned from {training['parent_sha256'][:12]}…")
+    teacher = training.get("distilled_from")
+    if isinstance(teacher, dict) and teacher.get("sha256"):
+        lines.append(f"distilled from {teacher['sha256'][:12]}…")
     lines.append(f"created {card.get('created', '?')}, sha256 {sha256[:12]}…")
     return "\n".join(lines)
 
