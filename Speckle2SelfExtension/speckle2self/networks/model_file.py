@@ -165,7 +165,8 @@ def validate_card(card: object, source: str) -> dict:
         Architecture.from_dict(card["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{source} has an invalid architecture in its model card: {exc}") from exc
-    domain = card.get("input", {}).get("domain") if isinstance(card.get("input"), dict) else None
+    card_input = card.get("input")
+    domain = card_input.get("domain") if isinstance(card_input, dict) else None
     if domain != LOG_DOMAIN:
         raise ModelFileError(f"{source} is an early Speckle2Self model (input domain {domain!r}): it was made for "
                              "the linear-envelope mapping this version no longer has, and would not be run as it was "

@@ -9,7 +9,6 @@ involved: the teacher's outputs are the targets.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,12 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..atomic import atomic_path
 from ..errors import ModelFileError
 from ..networks.model_file import LoadedModel, make_card
 from ..networks.network import Architecture, Speckle2SelfNet
 from .augment import Augmentation, augment
-from .loop import check_crop
+from .loop import check_crop, cosine_lr, read_checkpoint, write_checkpoint
 from .training_data import TrainingFrames
 
 CHECKPOINT_FORMAT = "speckle2self-distil-checkpoint"
@@ -66,7 +64,7 @@ def distil(teacher: LoadedModel, frames: TrainingFrames, arch: Architecture, con
     model = teacher.module.eval()
     while step < config.steps:
         for group in opt.param_groups:
-            group["lr"] = _lr_at(config, step)
+            group["lr"] = cosine_lr(config.lr, config.min_lr_ratio, step, config.steps)
         batch = torch.from_numpy(frames.sample_crops(rng, config.batch_size)).unsqueeze(1)
         batch = augment(batch, rng, config.augmentation)
         with torch.no_grad():
@@ -94,22 +92,13 @@ def student_card(net: Speckle2SelfNet, teacher: LoadedModel, config: DistilConfi
     }, network_input=teacher.card["input"])
 
 
-def _lr_at(config: DistilConfig, step: int) -> float:
-    floor = config.lr * config.min_lr_ratio
-    return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * min(1.0, step / max(1, config.steps))))
-
-
 def _save(path: Path, net: Speckle2SelfNet, opt, rng: np.random.Generator, step: int) -> None:
-    payload = {"format": CHECKPOINT_FORMAT, "architecture": net.arch.to_dict(), "model": net.state_dict(),
-               "optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "step": step}
-    with atomic_path(Path(path)) as tmp:
-        torch.save(payload, tmp)
+    write_checkpoint(path, {"format": CHECKPOINT_FORMAT, "architecture": net.arch.to_dict(), "model": net.state_dict(),
+                            "optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "step": step})
 
 
 def _resume(path: Path, net: Speckle2SelfNet, opt, rng: np.random.Generator) -> int:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ModelFileError(f"{path} is not a distillation checkpoint")
+    state = read_checkpoint(path, CHECKPOINT_FORMAT, "distillation")
     if Architecture.from_dict(state["architecture"]) != net.arch:
         raise ModelFileError(f"{path} holds a student of another architecture than the one asked for")
     net.load_state_dict(state["model"])

@@ -155,7 +155,7 @@ def train(frames: Sequence[np.ndarray] | TrainingFrames, config: TrainConfig = T
     dev = resolve_device(device)
     ctx = DistContext.from_env(dev)
     dev = ctx.local_device(dev)
-    state = _load_checkpoint(resume) if resume is not None else None
+    state = read_checkpoint(resume) if resume is not None else None
     if state is not None:
         config = _resumed_config(state, config)
     net, parent, parent_input = _build_net(arch, init, state, config.seed)
@@ -242,9 +242,14 @@ class _Trainer:
 def _lr_at(config: TrainConfig, step: int) -> float:
     if config.lr_schedule == "constant":
         return config.lr
-    progress = min(1.0, step / max(1, config.steps))
-    floor = config.lr * config.min_lr_ratio
-    return floor + 0.5 * (config.lr - floor) * (1.0 + math.cos(math.pi * progress))
+    return cosine_lr(config.lr, config.min_lr_ratio, step, config.steps)
+
+
+def cosine_lr(lr: float, min_lr_ratio: float, step: int, steps: int) -> float:
+    """Cosine decay from lr at step 0 to lr × min_lr_ratio at `steps`, held there after."""
+    progress = min(1.0, step / max(1, steps))
+    floor = lr * min_lr_ratio
+    return floor + 0.5 * (lr - floor) * (1.0 + math.cos(math.pi * progress))
 
 
 def _validation_batch(validation: TrainingFrames, config: TrainConfig) -> torch.Tensor:
@@ -301,7 +306,7 @@ def check_crop(crop: int, arch: Architecture) -> None:
 
 def checkpoint_progress(path: str | Path) -> tuple[TrainConfig, int]:
     """A checkpoint's settings and the steps it has done (to plan or report a resumed run)."""
-    state = _load_checkpoint(path)
+    state = read_checkpoint(path)
     return TrainConfig.from_dict(state["config"]), int(state["step"])
 
 
@@ -434,6 +439,11 @@ def save_checkpoint(path: str | Path, net, opt, rng, config: TrainConfig, loop: 
         "last": loop.last, "history": loop.history, "parent_sha256": parent,
         "evals_since_best": loop.evals_since_best,
     }
+    write_checkpoint(path, payload)
+
+
+def write_checkpoint(path: str | Path, payload: dict) -> None:
+    """Write a checkpoint atomically: a failed write leaves the previous one as it was."""
     try:
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
@@ -442,15 +452,16 @@ def save_checkpoint(path: str | Path, net, opt, rng, config: TrainConfig, loop: 
                           "the previous checkpoint is unchanged") from exc
 
 
-def _load_checkpoint(path: str | Path) -> dict:
+def read_checkpoint(path: str | Path, fmt: str = CHECKPOINT_FORMAT, kind: str = "training") -> dict:
+    """A checkpoint of format `fmt`, or a ModelFileError that says what the file is not."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # only tensors and plain settings are ever unpickled (weights_only)
-        raise ModelFileError(f"{path} is not a Speckle2Self training checkpoint: it cannot be read as one "
+        raise ModelFileError(f"{path} is not a Speckle2Self {kind} checkpoint: it cannot be read as one "
                              f"({type(exc).__name__}); pass the MODEL.pt.ckpt file an interrupted run wrote") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ModelFileError(f"{path} is not a Speckle2Self training checkpoint")
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise ModelFileError(f"{path} is not a Speckle2Self {kind} checkpoint")
     return state

@@ -69,10 +69,15 @@ class TrainingFrames:
     def frame(self, k: int) -> np.ndarray:
         """Frame k in the network's domain, normalised to [0, 1], float32."""
         s, f = self.index[k]
+        x = self._finite_frame(s, f)
+        return self._log_map(s).to_network(x[None])[0][0]
+
+    def _finite_frame(self, s: int, f: int) -> np.ndarray:
+        """Frame f of source s as float32, or an InputError naming the file and frame."""
         x = np.asarray(self.stacks[s][f], dtype=np.float32)
         if not np.isfinite(x).all():
             raise InputError(f"{self.names[s]}: frame {f} contains NaN or infinite values")
-        return self._log_map(s).to_network(x[None])[0][0]
+        return x
 
     def noise_params(self, k: int) -> tuple[float, tuple[float, float]]:
         """Frame k's log-speckle strength and point-spread widths on the network's grid (cached):
@@ -95,11 +100,7 @@ class TrainingFrames:
             from ..mapping.log_mapping import LogMapping
             from ..mapping.scan_region import sampled_frames
             stack = self.stacks[s]
-            picked = [int(i) for i in sampled_frames(stack.shape[0], 8)]
-            sample = np.stack([np.asarray(stack[i], dtype=np.float32) for i in picked])
-            for i, frame in zip(picked, sample):
-                if not np.isfinite(frame).all():
-                    raise InputError(f"{self.names[s]}: frame {i} contains NaN or infinite values")
+            sample = np.stack([self._finite_frame(s, int(i)) for i in sampled_frames(stack.shape[0], 8)])
             grey = self._grey_range(s) if self.domains[s] == "bmode" else (0.0, 1.0)
             self._log_maps[s] = LogMapping(sample, self.domains[s], self.network_input, DEFAULT_DYNAMIC_RANGE_DB, grey)
         return self._log_maps[s]
