@@ -32,7 +32,8 @@ for sub in ("Speckle2SelfExtension", "Testing/simulation", "Testing/benchmarks",
 from speckle2self.training.augment import Augmentation  # noqa: E402
 from speckle2self.training.losses import LossWeights  # noqa: E402
 from speckle2self.networks.model_file import LoadedModel, export_model, load_model  # noqa: E402
-from speckle2self.training.loop import TrainConfig, train  # noqa: E402
+from speckle2self.training.loop import (TrainConfig, check_resume_steps, read_checkpoint, train,  # noqa: E402
+                                        write_checkpoint)
 from speckle2self.training.training_data import TrainingFrames  # noqa: E402
 
 NATIVE_GRAIN_PX = 8.0
@@ -111,8 +112,13 @@ def main() -> None:
     ap.add_argument("--respeckle", type=float, default=1.0)
     ap.add_argument("--consistency", type=float, default=0.1)
     ap.add_argument("--local-mean", type=float, default=10.0)
+    ap.add_argument("--edge", type=float, default=0.0,
+                    help="weight of the edge term (speckle2self.training.losses.LossWeights.edge)")
     ap.add_argument("--local-mean-radius", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--continue-from", type=Path, default=None,
+                    help="a finished run's checkpoint to train on from, with this run's loss weights and "
+                         "--steps as the new total (its optimiser state and step count carry over)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a shared machine OpenMP teams of 2 stall each other)")
     args = ap.parse_args()
@@ -127,7 +133,7 @@ def main() -> None:
     cached_noise_params(data, args.out.with_name(args.out.name + ".noise.json"))
     train_set, val_set = data.split(0.05, args.seed)
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency, args.local_mean, 8, args.respeckle),
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, 8, args.respeckle, args.edge),
                          augmentation=Augmentation(scale_range=(0.7, 1.6), affine_probability=0.7),
                          lr_schedule="cosine", domain="bmode", network_input=network_input, val_every=200)
     checkpoint = args.out.with_name(args.out.name + ".ckpt")
@@ -137,15 +143,29 @@ def main() -> None:
         if rep.step % 50 == 0:
             val = "" if rep.val_loss is None else f" val {rep.val_loss:.5f}"
             print(f"step {rep.step}/{rep.total_steps} loss {rep.smoothed_loss:.5f} "
-                  f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f}{val} "
+                  f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f}"
+                  f"{' edge %.5f' % rep.losses['edge'] if 'edge' in rep.losses else ''}{val} "
                   f"{rep.elapsed_s:.0f}s", flush=True)
 
+    if args.continue_from is not None and not checkpoint.exists():
+        continued_checkpoint(args.continue_from, checkpoint, config)
     resume = checkpoint if checkpoint.exists() else None
     result = train(train_set, config, init=None if resume else parent, device="cpu", progress=report,
                    checkpoint=checkpoint, resume=resume, validation=val_set)
     card = result.card("Self-supervised, noisy frames only. " + real_text + ". "
                        + sim_text.replace("no real scans used", "the real frames above"))
     write_model(result.net.denoiser(), card, args.out, started)
+
+
+def continued_checkpoint(source: Path, checkpoint: Path, config: TrainConfig) -> None:
+    """Copy a checkpoint with `config`'s loss weights and step budget, so resuming it trains on
+    with them: a new objective refined from a finished run without starting from its export."""
+    from dataclasses import asdict
+    state = read_checkpoint(source)
+    saved = dict(state["config"])
+    saved["weights"], saved["steps"] = asdict(config.weights), config.steps
+    check_resume_steps(config.steps, int(state["step"]))
+    write_checkpoint(checkpoint, {**state, "config": saved})
 
 
 def write_model(denoiser, card: dict, out: Path, started: float) -> None:
