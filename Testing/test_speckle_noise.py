@@ -37,7 +37,7 @@ def test_point_spread_for_a_grain_reproduces_that_grain():
 def test_strength_and_grain_are_measured_from_a_textured_frame(strength, psf):
     rows = np.linspace(0, 1, 192)[:, None]
     frame = 0.45 + 0.2 * rows + strength * _speckle(psf, seed=7)  # a depth gradient under the speckle
-    measured, measured_psf = speckle_params(frame)
+    measured, measured_psf, _ = speckle_params(frame)
     assert measured == pytest.approx(strength, rel=0.12)
     assert measured_psf == pytest.approx(psf, abs=0.2)
 
@@ -46,7 +46,7 @@ def test_coarse_lateral_speckle_is_matched_in_width_and_strength():
     # A fetal scan's speckle: 2-3× wider laterally than axially, beyond where a local-mean
     # grain measure saturates; too fine or too weak a copy would leave the real speckle in place.
     frame = 0.4 + 0.08 * _speckle((1.2, 6.0), seed=11, side=320)
-    strength, psf = speckle_params(frame)
+    strength, psf, _ = speckle_params(frame)
     assert strength == pytest.approx(0.08, rel=0.15)
     assert psf == pytest.approx((1.2, 6.0), rel=0.2)
 
@@ -57,8 +57,24 @@ def test_banded_windows_do_not_widen_the_measured_grain():
     frame = 0.45 + 0.06 * _speckle((0.6, 0.6), seed=12, side=320)
     bands = np.random.default_rng(0).normal(0.0, 0.12, 100)
     frame[:100] += np.convolve(bands, [0.25, 0.5, 0.25], "same")[:, None]  # horizontal streaks across the top
-    strength, psf = speckle_params(frame)
+    strength, psf, _ = speckle_params(frame)
     assert psf[1] == pytest.approx(0.6, abs=0.2) and strength == pytest.approx(0.06, rel=0.2)
+
+
+def test_a_log_display_gets_log_speckle():
+    frame = 0.45 + 0.07 * _speckle((1.0, 2.0), seed=5, side=256)
+    assert speckle_params(frame).power == pytest.approx(0.0, abs=0.1)
+
+
+@pytest.mark.parametrize("power", [0.5, 1.0])
+def test_a_display_that_compresses_less_than_a_log_gets_speckle_skewed_as_its_own(power):
+    # Measured on the real training frames: window skewness +0.4 to +0.6 (bright grains), where
+    # log speckle has -1.2 (dark pits); log speckle's pits, drawn out laterally, look like the
+    # thin dark and bright lines of muscle and lung, which the network then learns to erase.
+    z = log_speckle((256, 256), (1.0, 2.0), torch.Generator().manual_seed(6), power).numpy().astype(np.float64)
+    law = speckle_params(0.45 + 0.07 * z)
+    assert law.power == pytest.approx(power, abs=0.15)
+    assert law.strength == pytest.approx(0.07, rel=0.15)
 
 
 def test_clipped_pixels_and_pixels_outside_the_region_do_not_count():

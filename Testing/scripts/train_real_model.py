@@ -34,6 +34,7 @@ from speckle2self.training.losses import LossWeights  # noqa: E402
 from speckle2self.networks.model_file import LoadedModel, export_model, load_model  # noqa: E402
 from speckle2self.training.loop import (TrainConfig, check_resume_steps, read_checkpoint, train,  # noqa: E402
                                         write_checkpoint)
+from speckle2self.training.speckle_noise import SpeckleLaw  # noqa: E402
 from speckle2self.training.training_data import TrainingFrames  # noqa: E402
 
 NATIVE_GRAIN_PX = 8.0
@@ -78,13 +79,15 @@ def cached_noise_params(data: TrainingFrames, path: Path) -> None:
     import json
     cache = {}
     if path.exists():
-        cache = {tuple(json.loads(k)): (v[0], tuple(v[1])) for k, v in json.loads(path.read_text()).items()}
+        cache = {tuple(json.loads(k)): SpeckleLaw(v[0], tuple(v[1]), *v[2:])
+                 for k, v in json.loads(path.read_text()).items()}
     data._noise.update(cache)
     for k in range(len(data)):
         data.noise_params(k)
         if k % 50 == 0:
             print(f"speckle measured on {k}/{len(data)} frames", flush=True)
-    path.write_text(json.dumps({json.dumps(list(key)): [v[0], list(v[1])] for key, v in data._noise.items()}))
+    path.write_text(json.dumps({json.dumps(list(key)): [v.strength, list(v.psf), v.power]
+                                for key, v in data._noise.items()}))
 
 
 def parent_for_native(path: Path | None, radius: int) -> LoadedModel:

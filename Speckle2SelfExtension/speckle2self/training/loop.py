@@ -387,9 +387,9 @@ def respeckle_noise(data: TrainingFrames, frames: list[int], crops: torch.Tensor
     gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
     out = torch.zeros_like(crops)
     for i, k in enumerate(frames):
-        strength, psf = data.noise_params(k)
-        if strength > 0:
-            out[i, 0] = strength * log_speckle(tuple(crops.shape[-2:]), psf, gen)
+        law = data.noise_params(k)
+        if law.strength > 0:
+            out[i, 0] = law.strength * log_speckle(tuple(crops.shape[-2:]), law.psf, gen, law.power)
     return out * (crops > CLIP_LEVEL)
 
 

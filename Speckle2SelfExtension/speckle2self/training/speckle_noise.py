@@ -13,7 +13,12 @@ measured from the frame itself and a pattern is synthesised to match:
   and little else;
 - grain: the widths of a Gaussian point-spread function whose synthetic speckle has the same
   autocorrelation half widths in such windows, axially and laterally (a calibration table);
-- strength: the windows' median standard deviation over that of unit synthetic speckle.
+- strength: the windows' median standard deviation over that of unit synthetic speckle;
+- display power: clinical grey maps are not a pure log. Measured in the real training frames'
+  windows, speckle is skewed towards bright grains (skewness +0.4 to +0.6), where the log of a
+  Rayleigh envelope has a long tail of dark pits (-1.2); such pits, drawn out laterally, look like
+  the thin lines of muscle and lung. So the pattern is the envelope to the power whose skewness
+  matches the windows' (0: its log, as simulations and log displays show it).
 
 A mismatch is not harmless: synthetic speckle coarser than the frame's own teaches the network to
 erase real structure of that size (lateral smearing), and weaker or finer speckle leaves the real
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +42,8 @@ PSF_SIGMAS = np.linspace(0.3, 4.0, 20)
 """Gaussian point-spread widths (pixels, amplitude) of the grain_size calibration table."""
 WINDOW_SIGMAS = np.linspace(0.3, 8.0, 40)
 """... of the speckle-window calibration table (real frames reach 6 px half widths laterally)."""
+POWERS = np.linspace(0.0, 1.5, 16)
+"""Display powers of the skewness calibration table (0: a log display)."""
 WINDOW = 40
 """Side of the homogeneous windows speckle is measured in: several grains even of coarse speckle."""
 WINDOWS = 12
@@ -49,18 +57,21 @@ CALIBRATION_SIDE = 192
 
 
 def log_speckle(shape: tuple[int, ...], psf_sigma: tuple[float, float],
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-mean, unit-variance log-amplitude speckle of `shape` (..., H, W).
+                generator: torch.Generator | None = None, power: float = 0.0) -> torch.Tensor:
+    """Zero-mean, unit-variance speckle of `shape` (..., H, W) as a display shows it.
 
     Complex circular Gaussian scatterer sums filtered by a separable Gaussian point-spread
-    function of `psf_sigma` (rows, cols) pixels: the envelope is Rayleigh-distributed and its log
-    has the skewed law (long dark tail) of real speckle in B-mode.
+    function of `psf_sigma` (rows, cols) pixels: the envelope is Rayleigh-distributed. `power` 0
+    shows its log (a log-compressed display: a long dark tail of pits, skewness about -1.2);
+    power p > 0 shows the envelope to the p-th power, as grey maps that compress less than a log
+    do (p = 1: the envelope itself, skewed the other way, +0.6: bright grains on a darker floor).
     """
     *lead, h, w = shape
     pad = int(np.ceil(3 * max(psf_sigma))) + 1
     field = torch.randn((int(np.prod(lead or [1])), 2, h + 2 * pad, w + 2 * pad), generator=generator)
     field = _separable_blur(field, psf_sigma)[:, :, pad:pad + h, pad:pad + w]
-    log_amp = 0.5 * torch.log(field.square().sum(dim=1).clamp_min(1e-12))
+    intensity = field.square().sum(dim=1)
+    log_amp = 0.5 * torch.log(intensity.clamp_min(1e-12)) if power <= 0 else intensity.pow(0.5 * power)
     log_amp = log_amp - log_amp.mean(dim=(-2, -1), keepdim=True)
     log_amp = log_amp / log_amp.std(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
     return log_amp.reshape(*lead, h, w) if lead else log_amp[0]
@@ -127,12 +138,22 @@ def _psf_for_grain(axial: float, lateral: float) -> tuple[float, float]:
     return tuple(float(np.interp(g, table, PSF_SIGMAS)) for g in aimed)  # type: ignore[return-value]
 
 
-def speckle_params(grey: np.ndarray, region: np.ndarray | None = None) -> tuple[float, tuple[float, float]]:
-    """(strength, PSF widths) of a log-domain frame in [0, 1]: the noise `log_speckle` must mimic.
+class SpeckleLaw(NamedTuple):
+    """What re-speckling synthesises for a frame: `strength` times unit `log_speckle` of these
+    point-spread widths (axial, lateral) and display power."""
+
+    strength: float
+    psf: tuple[float, float]
+    power: float = 0.0
+
+
+def speckle_params(grey: np.ndarray, region: np.ndarray | None = None) -> SpeckleLaw:
+    """The speckle law of a frame's grey levels in [0, 1]: the noise `log_speckle` must mimic.
 
     Measured in the frame's most homogeneous tissue windows (speckle_windows), where what a
     window's plane fit leaves is speckle: the widths are those whose synthetic speckle has the
-    same autocorrelation half widths there, the strength the ratio of the windows' median standard
+    same autocorrelation half widths there, the display power the one whose synthetic speckle has
+    the windows' median skewness, and the strength the ratio of the windows' median standard
     deviation to that of unit synthetic speckle measured the same way. Clipped pixels (the display
     floor) and pixels outside `region` are left out. Returns strength 0 where no tissue window is
     found (nothing to re-speckle).
@@ -142,13 +163,14 @@ def speckle_params(grey: np.ndarray, region: np.ndarray | None = None) -> tuple[
     usable = mask & (frame > CLIP_LEVEL)
     windows = speckle_windows(frame, usable)
     if not windows:
-        return 0.0, (1.0, 1.0)
+        return SpeckleLaw(0.0, (1.0, 1.0))
     patches = np.stack([_detrended(frame[w]) for w in windows])
     widths = np.array([_half_widths(p[None]) for p in patches])
     psf = _psf_for_widths(*np.percentile(widths, WIDTH_PERCENTILE, axis=0))
+    power = _power_for_skew(float(np.median([_skewness(p) for p in patches])))
     measured = float(np.median(patches.std(axis=(1, 2))))
-    reference = _unit_window_std(round(psf[0], 2), round(psf[1], 2))
-    return (float(measured / reference), psf) if reference > 0 else (0.0, psf)
+    reference = _unit_window_std(round(psf[0], 2), round(psf[1], 2), power)
+    return SpeckleLaw(float(measured / reference) if reference > 0 else 0.0, psf, power)
 
 
 def speckle_windows(frame: np.ndarray, usable: np.ndarray, count: int = WINDOWS,
@@ -216,8 +238,29 @@ def _psf_for_widths(axial: float, lateral: float) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=4096)
-def _unit_window_std(axial: float, lateral: float) -> float:
+def _unit_window_std(axial: float, lateral: float, power: float = 0.0) -> float:
     """Median window standard deviation of unit synthetic speckle of these widths, detrended as the
     frame's windows are (coarse speckle loses more of its variance to a window's plane)."""
-    unit = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (axial, lateral), torch.Generator().manual_seed(1))
+    unit = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (axial, lateral), torch.Generator().manual_seed(1), power)
     return float(np.median([_detrended(p).std() for p in unit.numpy().astype(np.float64)]))
+
+
+def _skewness(patch: np.ndarray) -> float:
+    centred = patch - patch.mean()
+    return float((centred ** 3).mean() / max(centred.std() ** 3, 1e-12))
+
+
+@lru_cache(maxsize=1)
+def _skew_table() -> np.ndarray:
+    """Median window skewness of synthetic speckle for each of POWERS (windows detrended as the
+    frame's are; the grain barely moves it)."""
+    skews = []
+    for p in POWERS:
+        z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (2.0, 4.0), torch.Generator().manual_seed(3), float(p))
+        skews.append(np.median([_skewness(_detrended(w)) for w in z.numpy().astype(np.float64)]))
+    return np.maximum.accumulate(np.asarray(skews))
+
+
+def _power_for_skew(skew: float) -> float:
+    """The display power whose speckle has this skewness: 0 (log) up to POWERS' last."""
+    return round(float(np.interp(skew, _skew_table(), POWERS)), 2)

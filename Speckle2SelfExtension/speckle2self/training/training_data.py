@@ -8,7 +8,7 @@ in proportion to their length.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from ..mapping.domains import grey_range, resolve_domain
 from ..errors import InputError
 from ..mapping.frames import MIN_SIDE, as_frame_stack
 from ..mapping.log_mapping import DEFAULT_GRAIN_PX, LOG_DOMAIN
+
+if TYPE_CHECKING:
+    from .speckle_noise import SpeckleLaw
 
 
 class TrainingFrames:
@@ -41,7 +44,7 @@ class TrainingFrames:
             raise InputError(f"network input domain must be {LOG_DOMAIN!r} (log-compressed grey levels), "
                              f"not {self.network_input.get('domain')!r}")
         self._log_maps: dict[int, object] = {}
-        self._noise: dict[tuple[int, int], tuple[float, tuple[float, float]]] = {}
+        self._noise: dict[tuple[int, int], SpeckleLaw] = {}
 
     def __len__(self) -> int:
         return len(self.index)
@@ -79,8 +82,8 @@ class TrainingFrames:
             raise InputError(f"{self.names[s]}: frame {f} contains NaN or infinite values")
         return x
 
-    def noise_params(self, k: int) -> tuple[float, tuple[float, float]]:
-        """Frame k's log-speckle strength and point-spread widths on the network's grid (cached):
+    def noise_params(self, k: int) -> SpeckleLaw:
+        """Frame k's speckle strength, point-spread widths and display power on the network's grid (cached):
         what re-speckling (speckle2self.training.speckle_noise) must synthesise for it."""
         key = self.index[k]
         if key not in self._noise:
