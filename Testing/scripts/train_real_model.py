@@ -115,8 +115,6 @@ def main() -> None:
     ap.add_argument("--respeckle", type=float, default=1.0)
     ap.add_argument("--consistency", type=float, default=0.1)
     ap.add_argument("--local-mean", type=float, default=10.0)
-    ap.add_argument("--edge", type=float, default=0.0,
-                    help="weight of the edge term (speckle2self.training.losses.LossWeights.edge)")
     ap.add_argument("--local-mean-radius", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--continue-from", type=Path, default=None,
@@ -136,7 +134,7 @@ def main() -> None:
     cached_noise_params(data, args.out.with_name(args.out.name + ".noise.json"))
     train_set, val_set = data.split(0.05, args.seed)
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         weights=LossWeights(1.0, args.consistency, args.local_mean, 8, args.respeckle, args.edge),
+                         weights=LossWeights(1.0, args.consistency, args.local_mean, 8, args.respeckle),
                          augmentation=Augmentation(scale_range=(0.7, 1.6), affine_probability=0.7),
                          lr_schedule="cosine", domain="bmode", network_input=network_input, val_every=200)
     checkpoint = args.out.with_name(args.out.name + ".ckpt")
@@ -146,8 +144,7 @@ def main() -> None:
         if rep.step % 50 == 0:
             val = "" if rep.val_loss is None else f" val {rep.val_loss:.5f}"
             print(f"step {rep.step}/{rep.total_steps} loss {rep.smoothed_loss:.5f} "
-                  f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f}"
-                  f"{' edge %.5f' % rep.losses['edge'] if 'edge' in rep.losses else ''}{val} "
+                  f"rec {rep.losses['reconstruction']:.5f} cons {rep.losses['consistency']:.5f}{val} "
                   f"{rep.elapsed_s:.0f}s", flush=True)
 
     if args.continue_from is not None and not checkpoint.exists():
