@@ -75,6 +75,7 @@ def test_a_display_that_compresses_less_than_a_log_gets_speckle_skewed_as_its_ow
     law = speckle_params(0.45 + 0.07 * z)
     assert law.power == pytest.approx(power, abs=0.15)
     assert law.strength == pytest.approx(0.07, rel=0.15)
+    assert law.psf == pytest.approx((1.0, 2.0), rel=0.2)  # the envelope's grains look a quarter wider than its log's
 
 
 def test_clipped_pixels_and_pixels_outside_the_region_do_not_count():

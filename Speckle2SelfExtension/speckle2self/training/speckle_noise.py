@@ -165,9 +165,9 @@ def speckle_params(grey: np.ndarray, region: np.ndarray | None = None) -> Speckl
     if not windows:
         return SpeckleLaw(0.0, (1.0, 1.0))
     patches = np.stack([_detrended(frame[w]) for w in windows])
-    widths = np.array([_half_widths(p[None]) for p in patches])
-    psf = _psf_for_widths(*np.percentile(widths, WIDTH_PERCENTILE, axis=0))
     power = _power_for_skew(float(np.median([_skewness(p) for p in patches])))
+    widths = np.array([_half_widths(p[None]) for p in patches])
+    psf = _psf_for_widths(*np.percentile(widths, WIDTH_PERCENTILE, axis=0), power)
     measured = float(np.median(patches.std(axis=(1, 2))))
     reference = _unit_window_std(round(psf[0], 2), round(psf[1], 2), power)
     return SpeckleLaw(float(measured / reference) if reference > 0 else 0.0, psf, power)
@@ -219,21 +219,22 @@ def _half_widths(patches: np.ndarray) -> tuple[float, float]:
     return _half_width(acf[:side // 2, 0]), _half_width(acf[0, :side // 2])
 
 
-@lru_cache(maxsize=1)
-def _width_table() -> np.ndarray:
-    """Autocorrelation half width (pixels) in windows of synthetic speckle for each of WINDOW_SIGMAS."""
+@lru_cache(maxsize=len(POWERS))
+def _width_table(power: float = 0.0) -> np.ndarray:
+    """Autocorrelation half width (pixels) in windows of synthetic speckle of a display power for
+    each of WINDOW_SIGMAS (the envelope's speckle is about a quarter wider than its log's)."""
     gen = torch.Generator().manual_seed(0)
     widths = []
     for s in WINDOW_SIGMAS:
-        z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (float(s), float(s)), gen).numpy().astype(np.float64)
+        z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (float(s), float(s)), gen, power).numpy().astype(np.float64)
         widths.append(np.mean(_half_widths(np.stack([_detrended(p) for p in z]))))
     return np.maximum.accumulate(np.asarray(widths))
 
 
-def _psf_for_widths(axial: float, lateral: float) -> tuple[float, float]:
-    """Along an axis, log speckle's autocorrelation depends only on that axis's PSF width (the
+def _psf_for_widths(axial: float, lateral: float, power: float = 0.0) -> tuple[float, float]:
+    """Along an axis, speckle's autocorrelation depends only on that axis's PSF width (the
     field's correlation is separable), so one isotropic table serves both axes."""
-    table = _width_table()
+    table = _width_table(power)
     return float(np.interp(axial, table, WINDOW_SIGMAS)), float(np.interp(lateral, table, WINDOW_SIGMAS))
 
 
@@ -262,5 +263,7 @@ def _skew_table() -> np.ndarray:
 
 
 def _power_for_skew(skew: float) -> float:
-    """The display power whose speckle has this skewness: 0 (log) up to POWERS' last."""
-    return round(float(np.interp(skew, _skew_table(), POWERS)), 2)
+    """The display power whose speckle has this skewness, 0 (log) up to POWERS' last, to the
+    table's step (a width table is made for each)."""
+    step = POWERS[1] - POWERS[0]
+    return round(round(float(np.interp(skew, _skew_table(), POWERS)) / step) * step, 2)
