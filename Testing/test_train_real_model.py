@@ -1,0 +1,42 @@
+"""Testing/scripts/train_real_model.py: a finished run trains on with a new objective."""
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from speckle2self.errors import InputError
+from speckle2self.training.loop import TrainConfig, checkpoint_progress, train
+from speckle2self.training.losses import LossWeights
+
+from conftest import TINY
+
+sys.path.insert(0, str(Path(__file__).parent / "scripts"))
+from train_real_model import continued_checkpoint  # noqa: E402
+
+FAST = dict(batch_size=2, crop=48, checkpoint_every=2)
+
+
+@pytest.fixture(scope="module")
+def finished(training_frames, tmp_path_factory):
+    path = tmp_path_factory.mktemp("run") / "first.ckpt"
+    train(training_frames, TrainConfig(steps=4, **FAST), arch=TINY, device="cpu", checkpoint=path)
+    return path
+
+
+def test_a_finished_run_trains_on_with_new_loss_weights_and_budget(finished, training_frames, tmp_path):
+    config = TrainConfig(steps=6, weights=LossWeights(consistency=0.0, local_mean=2.0), **FAST)
+    path = tmp_path / "next.ckpt"
+    continued_checkpoint(finished, path, config)
+    saved, done = checkpoint_progress(path)
+    assert done == 4 and saved.steps == 6 and saved.weights == config.weights
+    result = train(training_frames, config, arch=TINY, device="cpu", checkpoint=path, resume=path)
+    assert result.steps_done == 6 and result.config.weights == config.weights
+    assert "local_mean" in result.final_losses
+    assert checkpoint_progress(finished)[1] == 4  # the source checkpoint is left as it was
+
+
+def test_a_budget_the_run_has_already_spent_is_refused(finished, tmp_path):
+    with pytest.raises(InputError, match="already trained 4 steps"):
+        continued_checkpoint(finished, tmp_path / "next.ckpt", TrainConfig(steps=4, **FAST))
+    assert not (tmp_path / "next.ckpt").exists()
