@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from speckle2self.errors import InputError
 from speckle2self.training.losses import LossWeights, speckle2self_loss
 from speckle2self.networks.network import Architecture, Speckle2SelfNet
 from speckle2self.training.perturb import multiscale_views, perturb
@@ -83,6 +84,39 @@ def test_loss_terms_follow_their_definitions():
     assert terms["consistency"] == pytest.approx(1.0)
     assert float(total) == pytest.approx(0.5 + 2.0)
 
+
+
+def test_l1_reconstruction_follows_its_definition_and_keeps_the_other_terms():
+    a, x = torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.5)
+    _, terms = speckle2self_loss([a], [x], LossWeights(reconstruction_norm="l1"))
+    assert terms["reconstruction"] == pytest.approx(0.5)
+    assert speckle2self_loss([a], [x], LossWeights())[1]["reconstruction"] == pytest.approx(0.25)
+
+
+def test_l1_reconstruction_picks_a_side_of_an_uncertain_edge_where_mse_averages_them():
+    # The same crop seen with its edge at one of two places: MSE's best single answer is the
+    # average of both (a ramp, a blur); L1's is either side (a step).
+    step = torch.zeros(1, 1, 1, 8)
+    step[..., 4:] = 1.0
+    early = torch.roll(step, -1, dims=-1)
+    early[..., -1] = 1.0
+    targets = [step, step, early]
+    results = {}
+    for norm in ("mse", "l1"):
+        y = torch.nn.Parameter(torch.full((1, 1, 1, 8), 0.5))
+        opt = torch.optim.Adam([y], lr=0.05)
+        for _ in range(400):
+            opt.zero_grad()
+            sum(speckle2self_loss([y], [t], LossWeights(reconstruction_norm=norm))[0] for t in targets).backward()
+            opt.step()
+        results[norm] = y.detach()[0, 0, 0, 3]
+    assert results["mse"] == pytest.approx(1 / 3, abs=0.02)
+    assert results["l1"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_an_unknown_reconstruction_norm_is_named():
+    with pytest.raises(InputError, match="reconstruction_norm must be 'mse' or 'l1'"):
+        LossWeights(reconstruction_norm="L2")
 
 
 def test_a_full_resolution_skip_starts_as_the_parent_model():

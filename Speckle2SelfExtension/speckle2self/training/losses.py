@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -30,18 +32,26 @@ class LossWeights:
     estimate (Noisier2Noise), not the noisy input. Measured on field simulations, reconstruction
     of the noisy view alone keeps the speckle coarser than the smallest perturbation scale, which
     the consistency term cannot see (mottling)."""
+    reconstruction_norm: str = "mse"
+    """'mse' (the paper's) or 'l1': reconstruction's minimiser is then the conditional median, which
+    at an edge whose position speckle makes uncertain picks a side instead of averaging both."""
+
+    def __post_init__(self) -> None:
+        if self.reconstruction_norm not in ("mse", "l1"):
+            raise InputError(f"reconstruction_norm must be 'mse' or 'l1', not {self.reconstruction_norm!r}")
 
 
 def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
                       weights: LossWeights = LossWeights(),
                       inputs: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Σ_s MSE(y_s, x_s) + Σ_{s<t} L1(y_s, y_t); returns the total and its terms as floats.
+    """Σ_s MSE(y_s, x_s) (or L1) + Σ_{s<t} L1(y_s, y_t); returns the total and its terms as floats.
 
     `inputs` are the re-speckled views the outputs were computed from (weights.respeckle > 0).
     """
     implied = [_as_noisy(y, w, weights.respeckle)
                for y, w in zip(outputs, inputs if inputs is not None else [None] * len(views))]
-    rec = sum(F.mse_loss(n, x) for n, x in zip(implied, views))
+    norm = F.l1_loss if weights.reconstruction_norm == "l1" else F.mse_loss
+    rec = sum(norm(n, x) for n, x in zip(implied, views))
     pairs = [(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1:]]
     cons = sum(F.l1_loss(a, b) for a, b in pairs) if pairs else torch.zeros((), device=outputs[0].device)
     total = weights.reconstruction * rec + weights.consistency * cons
