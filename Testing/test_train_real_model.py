@@ -4,9 +4,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from speckle2self.errors import InputError
-from speckle2self.training.loop import TrainConfig, checkpoint_progress, train
+from speckle2self.training.loop import TrainConfig, checkpoint_progress, read_checkpoint, train
 from speckle2self.training.losses import LossWeights
 
 from conftest import TINY
@@ -34,6 +35,20 @@ def test_a_finished_run_trains_on_with_new_loss_weights_and_budget(finished, tra
     assert result.steps_done == 6 and result.config.weights == config.weights
     assert "local_mean" in result.final_losses
     assert checkpoint_progress(finished)[1] == 4  # the source checkpoint is left as it was
+
+
+def test_the_continued_run_keeps_weights_judged_by_its_own_objective(finished, training_frames, tmp_path):
+    # The source's best loss was a different objective's: kept, a run whose losses are larger
+    # (here a heavy local-mean term; an L1 reconstruction on real frames) would never beat it and
+    # would export the source's weights unchanged.
+    config = TrainConfig(steps=6, weights=LossWeights(local_mean=100.0), **FAST)
+    path = tmp_path / "next.ckpt"
+    continued_checkpoint(finished, path, config)
+    source = read_checkpoint(finished)
+    result = train(training_frames, config, arch=TINY, device="cpu", resume=path)
+    assert result.best_loss > source["best_loss"]
+    weights = result.net.state_dict()
+    assert any(not torch.equal(weights[k], v) for k, v in source["best_state"].items())
 
 
 def test_a_budget_the_run_has_already_spent_is_refused(finished, tmp_path):

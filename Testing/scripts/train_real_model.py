@@ -161,13 +161,17 @@ def main() -> None:
 
 def continued_checkpoint(source: Path, checkpoint: Path, config: TrainConfig) -> None:
     """Copy a checkpoint with `config`'s loss weights and step budget, so resuming it trains on
-    with them: a new objective refined from a finished run without starting from its export."""
+    with them: a new objective refined from a finished run without starting from its export.
+    The best weights so far are forgotten: their loss was another objective's, which the new
+    one's cannot be compared with (an L1 loss never beats an MSE one, and the export would be
+    the source run's weights)."""
     from dataclasses import asdict
     state = read_checkpoint(source)
     saved = dict(state["config"])
     saved["weights"], saved["steps"] = asdict(config.weights), config.steps
     check_resume_steps(config.steps, int(state["step"]))
-    write_checkpoint(checkpoint, {**state, "config": saved})
+    fresh = {"best_loss": float("inf"), "best_state": None, "ema": float("nan"), "evals_since_best": 0}
+    write_checkpoint(checkpoint, {**state, "config": saved, **fresh})
 
 
 def write_model(denoiser, card: dict, out: Path, started: float) -> None:
