@@ -85,3 +85,27 @@ def test_a_student_is_fine_tuned_like_any_model_and_keeps_its_layout(teacher, fr
     tuned = load_model(outcome.model_path)
     assert tuned.architecture.space_to_depth == 2 and tuned.card["training"]["parent_sha256"] == load_model(
         tmp_path / "student.pt").sha256
+
+
+def test_fine_tuning_a_student_keeps_its_teachers_loss_weights(training_frames, tmp_path):
+    # The student's own card holds distillation settings only; fine-tuning it with the default
+    # objective (no re-speckling) would undo what its teacher learned.
+    from dataclasses import asdict
+    from speckle2self.evaluation.phantoms import make_cine
+    from speckle2self.finetune.files import finetune_files
+    from speckle2self.io import Volume, write_volume
+    from speckle2self.training.loop import TrainConfig, train
+    from speckle2self.training.losses import LossWeights
+    weights = LossWeights(1.0, 0.7, local_mean=2.0, respeckle=0.5, reconstruction_norm="l1")
+    parent = train(training_frames, TrainConfig(steps=2, batch_size=2, crop=48, weights=weights),
+                   arch=Architecture.preset("tiny"), device="cpu")
+    export_model(parent.net.denoiser(), parent.card("teacher"), tmp_path / "teacher.pt")
+    teacher = load_model(tmp_path / "teacher.pt")
+    frames = TrainingFrames(training_frames, 48, network_input=dict(teacher.card["input"]))
+    config = DistilConfig(steps=1, batch_size=2, crop=48)
+    net = distil(teacher, frames, STUDENT, config)
+    export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
+    write_volume(tmp_path / "study.nrrd", Volume(make_cine(4, (96, 96), seed=3).envelope.astype(np.float32)))
+    outcome = finetune_files([tmp_path / "study.nrrd"], tmp_path / "tuned.pt", init=tmp_path / "student.pt",
+                             crop=48, steps=2, batch_size=2, val_fraction=0, device="cpu")
+    assert load_model(outcome.model_path).card["training"]["config"]["weights"] == asdict(weights)

@@ -115,8 +115,12 @@ def resumed_settings(resume: str | os.PathLike, given: dict) -> dict:
 
 def parent_loss_weights(parent: LoadedModel | None) -> LossWeights:
     """Fine-tuning keeps the loss weights its parent model was trained with (they set how strongly
-    it smooths); a model from scratch, or a parent whose card has none, gets the defaults."""
-    saved = (parent.card.get("training", {}).get("config", {}).get("weights") if parent is not None else None)
+    it smooths); a distilled student's are its teacher's, whose output it learned. A model from
+    scratch, or a parent whose card has none, gets the defaults."""
+    training = parent.card.get("training", {}) if parent is not None else {}
+    saved = training.get("config", {}).get("weights")
+    if saved is None:
+        saved = training.get("distilled_from", {}).get("training", {}).get("config", {}).get("weights")
     return LossWeights(**saved) if isinstance(saved, dict) else LossWeights()
 
 
