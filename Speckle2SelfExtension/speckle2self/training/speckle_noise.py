@@ -71,10 +71,10 @@ def log_speckle(shape: tuple[int, ...], psf_sigma: tuple[float, float],
     field = torch.randn((int(np.prod(lead or [1])), 2, h + 2 * pad, w + 2 * pad), generator=generator)
     field = _separable_blur(field, psf_sigma)[:, :, pad:pad + h, pad:pad + w]
     intensity = field.square().sum(dim=1)
-    log_amp = 0.5 * torch.log(intensity.clamp_min(1e-12)) if power <= 0 else intensity.pow(0.5 * power)
-    log_amp = log_amp - log_amp.mean(dim=(-2, -1), keepdim=True)
-    log_amp = log_amp / log_amp.std(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-    return log_amp.reshape(*lead, h, w) if lead else log_amp[0]
+    shown = 0.5 * torch.log(intensity.clamp_min(1e-12)) if power <= 0 else intensity.pow(0.5 * power)
+    shown = shown - shown.mean(dim=(-2, -1), keepdim=True)
+    shown = shown / shown.std(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    return shown.reshape(*lead, h, w) if lead else shown[0]
 
 
 @contextmanager
@@ -224,10 +224,7 @@ def _width_table(power: float = 0.0) -> np.ndarray:
     """Autocorrelation half width (pixels) in windows of synthetic speckle of a display power for
     each of WINDOW_SIGMAS (the envelope's speckle is about a quarter wider than its log's)."""
     gen = torch.Generator().manual_seed(0)
-    widths = []
-    for s in WINDOW_SIGMAS:
-        z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (float(s), float(s)), gen, power).numpy().astype(np.float64)
-        widths.append(np.mean(_half_widths(np.stack([_detrended(p) for p in z]))))
+    widths = [np.mean(_half_widths(_calibration_windows((float(s), float(s)), power, gen))) for s in WINDOW_SIGMAS]
     return np.maximum.accumulate(np.asarray(widths))
 
 
@@ -242,8 +239,8 @@ def _psf_for_widths(axial: float, lateral: float, power: float = 0.0) -> tuple[f
 def _unit_window_std(axial: float, lateral: float, power: float = 0.0) -> float:
     """Median window standard deviation of unit synthetic speckle of these widths, detrended as the
     frame's windows are (coarse speckle loses more of its variance to a window's plane)."""
-    unit = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (axial, lateral), torch.Generator().manual_seed(1), power)
-    return float(np.median([_detrended(p).std() for p in unit.numpy().astype(np.float64)]))
+    unit = _calibration_windows((axial, lateral), power, torch.Generator().manual_seed(1))
+    return float(np.median(unit.std(axis=(1, 2))))
 
 
 def _skewness(patch: np.ndarray) -> float:
@@ -255,11 +252,15 @@ def _skewness(patch: np.ndarray) -> float:
 def _skew_table() -> np.ndarray:
     """Median window skewness of synthetic speckle for each of POWERS (windows detrended as the
     frame's are; the grain barely moves it)."""
-    skews = []
-    for p in POWERS:
-        z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), (2.0, 4.0), torch.Generator().manual_seed(3), float(p))
-        skews.append(np.median([_skewness(_detrended(w)) for w in z.numpy().astype(np.float64)]))
+    windows = (_calibration_windows((2.0, 4.0), float(p), torch.Generator().manual_seed(3)) for p in POWERS)
+    skews = [np.median([_skewness(w) for w in z]) for z in windows]
     return np.maximum.accumulate(np.asarray(skews))
+
+
+def _calibration_windows(psf: tuple[float, float], power: float, generator: torch.Generator) -> np.ndarray:
+    """CALIBRATION_WINDOWS windows of unit synthetic speckle, each less its plane as a frame's are."""
+    z = log_speckle((CALIBRATION_WINDOWS, WINDOW, WINDOW), psf, generator, power).numpy().astype(np.float64)
+    return np.stack([_detrended(w) for w in z])
 
 
 def _power_for_skew(skew: float) -> float:
