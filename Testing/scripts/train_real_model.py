@@ -32,8 +32,7 @@ for sub in ("Speckle2SelfExtension", "Testing/simulation", "Testing/benchmarks",
 from speckle2self.training.augment import Augmentation  # noqa: E402
 from speckle2self.training.losses import LossWeights  # noqa: E402
 from speckle2self.networks.model_file import LoadedModel, export_model, load_model  # noqa: E402
-from speckle2self.training.loop import (TrainConfig, check_resume_steps, read_checkpoint, train,  # noqa: E402
-                                        write_checkpoint)
+from speckle2self.training.loop import TrainConfig, continued_checkpoint, train  # noqa: E402
 from speckle2self.training.speckle_noise import SpeckleLaw  # noqa: E402
 from speckle2self.training.training_data import TrainingFrames  # noqa: E402
 
@@ -157,21 +156,6 @@ def main() -> None:
     card = result.card("Self-supervised, noisy frames only. " + real_text + ". "
                        + sim_text.replace("no real scans used", "the real frames above"))
     write_model(result.net.denoiser(), card, args.out, started)
-
-
-def continued_checkpoint(source: Path, checkpoint: Path, config: TrainConfig) -> None:
-    """Copy a checkpoint with `config`'s loss weights and step budget, so resuming it trains on
-    with them: a new objective refined from a finished run without starting from its export.
-    The best weights so far are forgotten: their loss was another objective's, which the new
-    one's cannot be compared with (an L1 loss never beats an MSE one, and the export would be
-    the source run's weights)."""
-    from dataclasses import asdict
-    state = read_checkpoint(source)
-    saved = dict(state["config"])
-    saved["weights"], saved["steps"] = asdict(config.weights), config.steps
-    check_resume_steps(config.steps, int(state["step"]))
-    fresh = {"best_loss": float("inf"), "best_state": None, "ema": float("nan"), "evals_since_best": 0}
-    write_checkpoint(checkpoint, {**state, "config": saved, **fresh})
 
 
 def write_model(denoiser, card: dict, out: Path, started: float) -> None:

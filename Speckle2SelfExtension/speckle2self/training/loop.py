@@ -310,6 +310,21 @@ def checkpoint_progress(path: str | Path) -> tuple[TrainConfig, int]:
     return TrainConfig.from_dict(state["config"]), int(state["step"])
 
 
+def continued_checkpoint(source: str | Path, checkpoint: str | Path, config: TrainConfig) -> None:
+    """Copy a checkpoint with `config`'s loss weights and step budget, so resuming it trains on
+    with them: a new objective refined from a finished run without starting from its export.
+    The best weights so far are forgotten: their loss was another objective's, which the new
+    one's cannot be compared with (an L1 loss never beats an MSE one, and the export would be
+    the source run's weights)."""
+    state = read_checkpoint(source)
+    check_resume_steps(config.steps, int(state["step"]))
+    saved = {**state["config"], "weights": asdict(config.weights), "steps": config.steps}
+    blank = _LoopState()
+    fresh = {"best_loss": blank.best_loss, "best_state": blank.best_state, "ema": blank.ema,
+             "evals_since_best": blank.evals_since_best}
+    write_checkpoint(checkpoint, {**state, "config": saved, **fresh})
+
+
 def _build_net(arch: Architecture | None, init, state: dict | None,
                seed: int) -> tuple[Speckle2SelfNet, str | None, dict | None]:
     """The network, its parent's checksum, and the parent's input description (fine-tuning keeps it)."""

@@ -1,19 +1,14 @@
-"""Testing/scripts/train_real_model.py: a finished run trains on with a new objective."""
-import sys
-from dataclasses import replace
-from pathlib import Path
+"""A finished run trains on with a new objective (train_real_model.py --continue-from)."""
 
 import pytest
 import torch
 
 from speckle2self.errors import InputError
-from speckle2self.training.loop import TrainConfig, checkpoint_progress, read_checkpoint, train
+from speckle2self.training.loop import (TrainConfig, checkpoint_progress, continued_checkpoint, read_checkpoint,
+                                        train)
 from speckle2self.training.losses import LossWeights
 
 from conftest import TINY
-
-sys.path.insert(0, str(Path(__file__).parent / "scripts"))
-from train_real_model import continued_checkpoint  # noqa: E402
 
 FAST = dict(batch_size=2, crop=48, checkpoint_every=2)
 
