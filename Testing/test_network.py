@@ -114,6 +114,41 @@ def test_l1_reconstruction_picks_a_side_of_an_uncertain_edge_where_mse_averages_
     assert results["l1"] == pytest.approx(0.0, abs=0.05)
 
 
+def _smooth_with_fine_detail():
+    rows = torch.linspace(0, 1, 64)[:, None] * torch.ones(64, 64)
+    smooth = (0.4 + 0.2 * rows)[None, None]
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)) % 2).float()  # 1-px detail
+    return smooth, smooth + 0.1 * (checker - 0.5)
+
+
+def test_matched_consistency_lets_full_resolution_keep_detail_a_coarse_view_cannot_carry():
+    smooth, detailed = _smooth_with_fine_detail()  # outputs for scales 0.25 and 1.0
+    full = speckle2self_loss([smooth, detailed], [smooth, smooth], LossWeights())[1]["consistency"]
+    matched = speckle2self_loss([smooth, detailed], [smooth, smooth], LossWeights(consistency_band="matched"),
+                                scales=(0.25, 1.0))[1]["consistency"]
+    assert full == pytest.approx(0.05, rel=0.01)
+    assert matched < 0.1 * full
+
+
+def test_matched_consistency_still_holds_scales_to_the_same_anatomy():
+    smooth, _ = _smooth_with_fine_detail()
+    brighter = smooth + 0.1  # a disagreement every view can see
+    matched = speckle2self_loss([smooth, brighter], [smooth, smooth], LossWeights(consistency_band="matched"),
+                                scales=(0.25, 1.0))[1]["consistency"]
+    assert matched == pytest.approx(0.1, rel=0.05)
+
+
+def test_matched_consistency_needs_one_scale_per_output_and_a_known_band():
+    smooth, _ = _smooth_with_fine_detail()
+    with pytest.raises(InputError, match="2 outputs but 3 scales"):
+        speckle2self_loss([smooth, smooth], [smooth, smooth], LossWeights(consistency_band="matched"),
+                          scales=(0.25, 0.5, 1.0))
+    with pytest.raises(InputError, match="needs the scales"):
+        speckle2self_loss([smooth, smooth], [smooth, smooth], LossWeights(consistency_band="matched"))
+    with pytest.raises(InputError, match="consistency_band must be 'full' or 'matched'"):
+        LossWeights(consistency_band="coarse")
+
+
 def test_an_unknown_reconstruction_norm_is_named():
     with pytest.raises(InputError, match="reconstruction_norm must be 'mse' or 'l1'"):
         LossWeights(reconstruction_norm="L2")

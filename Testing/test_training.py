@@ -121,3 +121,11 @@ def test_consistency_warmup_ramps_the_weight_from_zero():
     cfg = TrainConfig(weights=LossWeights(1.0, 0.4), consistency_warmup=4)
     assert [_weights_at(cfg, s).consistency for s in (0, 2, 4, 9)] == [0.0, 0.2, 0.4, 0.4]
     assert _weights_at(cfg, 2).reconstruction == 1.0
+
+
+def test_matched_consistency_trains_and_is_recorded_in_the_card(training_frames):
+    from speckle2self.training.losses import LossWeights
+    cfg = TrainConfig(steps=3, weights=LossWeights(consistency_band="matched"), **FAST)
+    result = train(training_frames, cfg, arch=TINY, device="cpu")
+    assert np.isfinite([h["consistency"] for h in result.history]).all()
+    assert result.card("phantoms")["training"]["config"]["weights"]["consistency_band"] == "matched"

@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--consistency", type=float, default=0.1)
     ap.add_argument("--local-mean", type=float, default=10.0)
     ap.add_argument("--reconstruction-norm", choices=("mse", "l1"), default="mse")
+    ap.add_argument("--consistency-band", choices=("full", "matched"), default="full",
+                    help="'matched': scales' outputs agree in the band both views carry (see LossWeights)")
     ap.add_argument("--local-mean-radius", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--continue-from", type=Path, default=None,
@@ -135,7 +137,8 @@ def main() -> None:
     train_set, val_set = data.split(0.05, args.seed)
     config = TrainConfig(steps=args.steps, batch_size=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                          weights=LossWeights(1.0, args.consistency, args.local_mean, 8, args.respeckle,
-                                             reconstruction_norm=args.reconstruction_norm),
+                                             reconstruction_norm=args.reconstruction_norm,
+                                             consistency_band=args.consistency_band),
                          augmentation=Augmentation(scale_range=(0.7, 1.6), affine_probability=0.7),
                          lr_schedule="cosine", domain="bmode", network_input=network_input, val_every=200)
     checkpoint = args.out.with_name(args.out.name + ".ckpt")

@@ -272,7 +272,8 @@ def validation_loss(net: Speckle2SelfNet, batch: torch.Tensor, config: TrainConf
     with torch.no_grad():
         for part in batch.split(8):
             views, inputs = _views(part.to(dev), net.arch, alpha)
-            loss, _ = speckle2self_loss(net(inputs or views), views, config.weights, inputs)
+            loss, _ = speckle2self_loss(net(inputs or views), views, config.weights, inputs,
+                                        net.arch.scales, net.arch.interpolation)
             total += float(loss) * len(part)
             count += len(part)
     net.train()
@@ -370,7 +371,8 @@ def _train_step(model, arch: Architecture, opt, data: TrainingFrames, rng, confi
     views, inputs = _views(batch, arch, alpha)
     with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=scaler is not None):
         outputs = model(inputs or views)
-    loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights, inputs)
+    loss, terms = speckle2self_loss([o.float() for o in outputs], views, weights, inputs, arch.scales,
+                                    arch.interpolation)
     if not np.isfinite(terms["total"]):
         raise TrainingDiverged(f"training diverged (loss {terms['total']}); lower the learning rate")
     opt.zero_grad(set_to_none=True)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .perturb import perturb
 
 
 @dataclass(frozen=True)
@@ -35,25 +36,37 @@ class LossWeights:
     reconstruction_norm: str = "mse"
     """'mse' (the paper's) or 'l1': reconstruction's minimiser is then the conditional median, which
     at an edge whose position speckle makes uncertain picks a side instead of averaging both."""
+    consistency_band: str = "full"
+    """'full' (the paper's): two scales' outputs must agree pixel for pixel. 'matched': they must
+    agree in the band both views carry, each output passed through the coarser view's own
+    perturbation first. A view down-sampled 4× has lost the detail finer than its grid, so asking the
+    full-resolution output to equal its output asks that output to lose that detail too."""
 
     def __post_init__(self) -> None:
         if self.reconstruction_norm not in ("mse", "l1"):
             raise InputError(f"reconstruction_norm must be 'mse' or 'l1', not {self.reconstruction_norm!r}")
+        if self.consistency_band not in ("full", "matched"):
+            raise InputError(f"consistency_band must be 'full' or 'matched', not {self.consistency_band!r}")
 
 
 def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
                       weights: LossWeights = LossWeights(),
-                      inputs: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                      inputs: list[torch.Tensor] | None = None,
+                      scales: tuple[float, ...] | None = None,
+                      interpolation: str = "bilinear") -> tuple[torch.Tensor, dict[str, float]]:
     """Σ_s MSE(y_s, x_s) (or L1) + Σ_{s<t} L1(y_s, y_t); returns the total and its terms as floats.
 
     `inputs` are the re-speckled views the outputs were computed from (weights.respeckle > 0).
+    `scales` (ascending, one per output) are needed for weights.consistency_band == 'matched'.
     """
     implied = [_as_noisy(y, w, weights.respeckle)
                for y, w in zip(outputs, inputs if inputs is not None else [None] * len(views))]
     norm = F.l1_loss if weights.reconstruction_norm == "l1" else F.mse_loss
     rec = sum(norm(n, x) for n, x in zip(implied, views))
-    pairs = [(a, b) for i, a in enumerate(outputs) for b in outputs[i + 1:]]
-    cons = sum(F.l1_loss(a, b) for a, b in pairs) if pairs else torch.zeros((), device=outputs[0].device)
+    matched = weights.consistency_band == "matched"
+    if matched and scales is None and len(outputs) > 1:
+        raise InputError("consistency_band 'matched' needs the scales of the outputs")
+    cons = consistency_term(outputs, scales if matched else None, interpolation)
     total = weights.reconstruction * rec + weights.consistency * cons
     terms = {"reconstruction": float(rec.detach()), "consistency": float(cons.detach())}
     if weights.local_mean > 0:
@@ -64,6 +77,25 @@ def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
         total = total + weights.local_mean * mean_term
         terms["local_mean"] = float(mean_term.detach())
     return total, {"total": float(total.detach()), **terms}
+
+
+def consistency_term(outputs: list[torch.Tensor], scales: tuple[float, ...] | None = None,
+                     interpolation: str = "bilinear") -> torch.Tensor:
+    """Σ over pairs of L1 between outputs; with `scales`, each pair is compared after the coarser
+    scale's perturbation (the band both views carry)."""
+    if len(outputs) < 2:
+        return torch.zeros((), device=outputs[0].device)
+    if scales is not None and len(scales) != len(outputs):
+        raise InputError(f"{len(outputs)} outputs but {len(scales)} scales")
+    total = torch.zeros((), device=outputs[0].device)
+    for i, a in enumerate(outputs):
+        for j in range(i + 1, len(outputs)):
+            b = outputs[j]
+            if scales is not None:
+                coarse = min(scales[i], scales[j])
+                a, b = perturb(a, coarse, interpolation), perturb(b, coarse, interpolation)
+            total = total + F.l1_loss(a, b)
+    return total
 
 
 def local_means(x: torch.Tensor, window: int) -> torch.Tensor:
