@@ -189,4 +189,5 @@ def test_finetuning_keeps_the_parent_models_loss_weights(study, tmp_path):
     child = load_model(outcome.model_path)
     assert child.card["training"]["config"]["weights"] == {"reconstruction": 1.0, "consistency": 0.7,
                                                            "local_mean": 0.0, "local_mean_window": 8,
-                                                           "respeckle": 0.5, "reconstruction_norm": "mse"}
+                                                           "respeckle": 0.5, "reconstruction_norm": "mse",
+                                                           "consistency_band": "full"}
