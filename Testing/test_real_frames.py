@@ -58,14 +58,14 @@ def test_edges_are_not_widened(case):
     assert rf.rise_distance(out[0], areas) <= 1.1 * rf.rise_distance(frames[0], areas) + 1e-9, name
 
 
-KNOWN_GAPS = {("pepper", "ge_doppler"): "1.020 % of the region black amid tissue against the 7x7 median's 0.976 % "
-                                        "(1,293 against 1,238 pixels; all but 7 of the model's, and all of the "
-                                        "teacher's 1,316, lie within 2 px of the input's own black: lumen and box "
+KNOWN_GAPS = {("pepper", "ge_doppler"): "1.027 % of the region black amid tissue against the 7x7 median's 0.976 % "
+                                        "(1,302 against 1,238 pixels; all but 5 of the model's, and all but 2 of the "
+                                        "teacher's 1,361, lie within 2 px of the input's own black: lumen and box "
                                         "edges kept dark, not new pepper)",
-              ("pepper", "sonosite_cine_120"): "0.209 % of the region black amid tissue against the 7x7 median's "
-                                               "0.198 % (164 against 155 pixels; every one of the model's lies within "
-                                               "2 px of the input's own black: dark structures kept dark, not new "
-                                               "pepper)"}
+              ("pepper", "sonosite_cine_120"): "0.228 % of the region black amid tissue against the 7x7 median's "
+                                               "0.198 % (179 against 155 pixels; every one of the model's, and of "
+                                               "the teacher's 208, lies within 2 px of the input's own black: dark "
+                                               "structures kept dark, not new pepper)"}
 
 
 def _known_gap(test: str, name: str) -> None:
