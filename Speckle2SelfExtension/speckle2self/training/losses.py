@@ -54,7 +54,8 @@ def speckle2self_loss(outputs: list[torch.Tensor], views: list[torch.Tensor],
                       inputs: list[torch.Tensor] | None = None,
                       scales: tuple[float, ...] | None = None,
                       interpolation: str = "bilinear") -> tuple[torch.Tensor, dict[str, float]]:
-    """Σ_s MSE(y_s, x_s) (or L1) + Σ_{s<t} L1(y_s, y_t); returns the total and its terms as floats.
+    """Σ_s MSE(y_s, x_s) (or L1) + Σ_{s<t} L1(y_s, y_t) (in the band both views carry, with
+    consistency_band 'matched'); returns the total and its terms as floats.
 
     `inputs` are the re-speckled views the outputs were computed from (weights.respeckle > 0).
     `scales` (ascending, one per output) are needed for weights.consistency_band == 'matched'.
