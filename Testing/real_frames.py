@@ -177,6 +177,18 @@ def homogeneous_windows(frame: np.ndarray, region: np.ndarray, count: int = GAIN
     return chosen
 
 
+def gain_region(frame: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Where gain windows may lie: the region less its saturated-white pixels.
+
+    The engine keeps those bit for bit as burned-in graphics (calipers, a Doppler box outline:
+    LogMapping.to_network), so a window crossed by one measures whether a method erases the
+    graphic, not how much speckle it removes; its 9×9 median hides a 1-px line, so the window
+    still looks homogeneous to the selection rule.
+    """
+    top = np.iinfo(frame.dtype).max if np.issubdtype(frame.dtype, np.integer) else 255.0
+    return region & (frame < top)
+
+
 def speckle_snr_gain(frame: np.ndarray, out: np.ndarray, windows: list[tuple[slice, slice]]) -> float:
     """Median over the windows of output SNR / input SNR (mean / std)."""
     return float(np.median([patch_snr(out[w]) / patch_snr(frame[w]) for w in windows]))

@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> None:
     for scan_name, scan in rss.benchmark_scans().items():
         frame = scan["frame"]
         region = measured_region(scan)
-        windows, edges = rf.homogeneous_windows(frame, region), rf.strongest_edges(frame, region)
+        windows = rf.homogeneous_windows(frame, rf.gain_region(frame, region))
+        edges = rf.strongest_edges(frame, region)
         outputs = {label: model_output(scan, path) for label, path in models.items()}
         outputs.update({m: classical_output(m, scan_name, frame, args.cache) for m in methods})
         for name, out in outputs.items():
