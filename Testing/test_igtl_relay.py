@@ -227,3 +227,32 @@ def test_image_names_announced_are_bounded(relay):
     for i in range(5000):
         relay._output_name(f"Image{i}")
     assert len(relay._named) == MAX_NAMES
+
+
+def _wait_until(condition, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_clients_beyond_the_cap_are_closed_and_counted_and_a_freed_place_is_served():
+    from speckle2self.live.igtl_relay import MessageServer
+    server = MessageServer(0, max_clients=2)
+    first, second = (socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) for _ in range(2))
+    try:
+        assert _wait_until(lambda: server.clients == 2)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as third:
+            assert third.recv(1) == b""
+        assert server.refused == 1
+        first.close()
+        assert _wait_until(lambda: server.clients < 2)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as fourth:
+            assert _wait_until(lambda: server.clients == 2)
+            server.publish("Image", b"x" * 10)
+            assert fourth.recv(10) == b"x" * 10
+        assert server.refused == 1
+    finally:
+        first.close()
+        second.close()
+        server.close()

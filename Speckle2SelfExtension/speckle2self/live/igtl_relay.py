@@ -14,7 +14,8 @@ own client does not notice a server that has gone away, its server serves one cl
 its reader trusts every field a peer sends, so the sockets and the reader here are our own
 (speckle2self.live.igtl_messages): a message that cannot be used is counted and dropped, one larger than
 --max-message-mb is refused unread, and the status line says so. At most MAX_NAMES device names
-are remembered.
+are remembered, and at most MAX_CLIENTS clients are served at once (each has its own thread; one
+more is closed as it connects, and the status line counts it).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ IGTL_NAME_BYTES = 20
 POLL_S = 0.2
 RETRY_S = 1.0
 MAX_NAMES = 64
+MAX_CLIENTS = 16
 """Device names remembered (and replayed to a new client): a scanner sends one or two, a PLUS
 server a handful of images and transforms."""
 MAX_KEPT_BYTES = 256 << 20
@@ -197,17 +199,20 @@ class MessageServer:
     SEND_TIMEOUT_S seconds is disconnected. Whatever clients send is read and ignored. At most
     `max_names` device names and `max_bytes` of messages are kept (the least recently updated go
     first), so a source that sends ever new names cannot grow the relay or what a new client is sent.
+    At most `max_clients` are served at once: a client beyond them is closed as it connects (and
+    counted in `refused`), so connections that are opened and left idle cannot exhaust threads.
     """
 
     SEND_TIMEOUT_S = 5.0
 
     def __init__(self, port: int, host: str = "127.0.0.1", *, max_names: int = MAX_NAMES,
-                 max_bytes: int = MAX_KEPT_BYTES) -> None:
+                 max_bytes: int = MAX_KEPT_BYTES, max_clients: int = MAX_CLIENTS) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, reuse_port=False)
         self._listener.settimeout(POLL_S)
         self.host, self.port = host, self._listener.getsockname()[1]
-        self.max_names, self.max_bytes = max_names, max_bytes
+        self.max_names, self.max_bytes, self.max_clients = max_names, max_bytes, max_clients
+        self.refused = 0
         self._latest: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
         self._kept_bytes = 0
         self._sequence = 0
@@ -252,8 +257,13 @@ class MessageServer:
                 conn, _address = self._listener.accept()
             except (socket.timeout, OSError):
                 continue
+            self._clients = [t for t in self._clients if t.is_alive()]
+            if len(self._clients) >= self.max_clients:
+                self.refused += 1
+                conn.close()
+                continue
             thread = threading.Thread(target=self._serve, args=(conn,), name="speckle2self-igtl-client", daemon=True)
-            self._clients = [t for t in self._clients if t.is_alive()] + [thread]
+            self._clients.append(thread)
             thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -328,6 +338,8 @@ class Relay:
         """Frame rate and latency, clients, and what the source sent that could not be used."""
         problems = self.source.status()
         line = f"{self.live.stats().text}; {self.server.clients} client(s) connected"
+        if self.server.refused:
+            line += f" ({self.server.refused} refused: at most {self.server.max_clients} at once)"
         return line + (f"; {problems}" if problems else "")
 
     def run_forever(self, report_every: float = 2.0) -> None:
