@@ -112,3 +112,14 @@ def test_training_with_respeckling_runs_and_validates(training_frames):
     result = train(fit, config, arch=TINY, device="cpu", validation=held)
     assert result.steps_done == 4 and np.isfinite(result.best_val_loss)
     assert result.card("x")["training"]["config"]["weights"]["respeckle"] == 1.0
+
+
+def test_speckle_laws_measured_once_are_reused_by_a_new_frame_set(training_frames):
+    from speckle2self.training.training_data import TrainingFrames
+    first = TrainingFrames(training_frames[:2], crop=48)
+    measured = [first.noise_params(k) for k in range(len(first))]
+    laws = {**first.measured_noise(), (7, 0): measured[0]}
+    again = TrainingFrames(training_frames[:2], crop=48)
+    assert again.use_noise(laws) == 2
+    assert again.measured_noise() == first.measured_noise()
+    assert [again.noise_params(k) for k in range(len(again))] == measured

@@ -80,13 +80,13 @@ def cached_noise_params(data: TrainingFrames, path: Path) -> None:
     if path.exists():
         cache = {tuple(json.loads(k)): SpeckleLaw(v[0], tuple(v[1]), *v[2:])
                  for k, v in json.loads(path.read_text()).items()}
-    data._noise.update(cache)
+    data.use_noise(cache)
     for k in range(len(data)):
         data.noise_params(k)
         if k % 50 == 0:
             print(f"speckle measured on {k}/{len(data)} frames", flush=True)
     path.write_text(json.dumps({json.dumps(list(key)): [v.strength, list(v.psf), v.power]
-                                for key, v in data._noise.items()}))
+                                for key, v in data.measured_noise().items()}))
 
 
 def parent_for_native(path: Path | None, radius: int) -> LoadedModel:

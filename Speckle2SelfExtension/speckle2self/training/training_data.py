@@ -91,6 +91,19 @@ class TrainingFrames:
             self._noise[key] = speckle_params(self.frame(k), self._network_region(key[0]))
         return self._noise[key]
 
+    def measured_noise(self) -> dict[tuple[int, int], SpeckleLaw]:
+        """The speckle laws measured so far, keyed by (source, frame): what a caller may keep, so a
+        resumed run does not measure them again (about a second a frame)."""
+        return dict(self._noise)
+
+    def use_noise(self, laws: dict[tuple[int, int], SpeckleLaw]) -> int:
+        """Take speckle laws measured before for these sources; keys that are not frames of this
+        set are ignored. Returns how many were taken."""
+        known = set(self.index)
+        taken = {tuple(key): law for key, law in laws.items() if tuple(key) in known}
+        self._noise.update(taken)
+        return len(taken)
+
     def _network_region(self, s: int) -> np.ndarray:
         mapping = self._log_map(s)
         from ..mapping.log_mapping import resize
