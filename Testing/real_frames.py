@@ -180,10 +180,11 @@ def homogeneous_windows(frame: np.ndarray, region: np.ndarray, count: int = GAIN
 def gain_region(frame: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Where gain windows may lie: the region less its saturated-white pixels.
 
-    The engine keeps those bit for bit as burned-in graphics (calipers, a Doppler box outline:
-    LogMapping.to_network), so a window crossed by one measures whether a method erases the
-    graphic, not how much speckle it removes; its 9×9 median hides a 1-px line, so the window
-    still looks homogeneous to the selection rule.
+    Burned-in graphics (calipers, a Doppler box outline) are among them, and the engine keeps
+    those bit for bit (speckle2self.mapping.saturation): a window crossed by one measures whether
+    a method erases the graphic, not how much speckle it removes, and its 9×9 median hides a 1-px
+    line, so it still looks homogeneous to the selection rule. Chosen on the input alone, without
+    the engine's rule, so the windows are the same for every method.
     """
     top = np.iinfo(frame.dtype).max if np.issubdtype(frame.dtype, np.integer) else 255.0
     return region & (frame < top)

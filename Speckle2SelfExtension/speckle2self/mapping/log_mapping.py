@@ -8,9 +8,10 @@ compressing afterwards loses 4-5 dB of cyst contrast (the log-Rayleigh bias).
 
 - B-mode input goes in as its own grey levels (0..255 for 8-bit, else the whole input's range).
   Only the scan region (speckle2self.mapping.scan_region) is denoised, every pixel of it; pixels outside
-  it come back bit for bit. Saturated pixels inside it (calipers, markers, white text drawn over
-  the image) keep their values and are replaced by the nearest tissue before the network sees the
-  frame, so they do not bleed into the tissue around them.
+  it come back bit for bit. Saturated pixels inside it that are graphics (calipers, markers, white
+  text drawn over the image: speckle2self.mapping.saturation) keep their values and are replaced by
+  the nearest tissue before the network sees the frame, so they do not bleed into the tissue
+  around them; clipped speckle grains of bright tissue are denoised with it.
 - Envelope input is log-compressed per frame over `dynamic_range_db` (0 dB at 6 dB above the
   frame's 99th percentile, as a scanner's display map puts it), denoised, expanded back, and
   scaled so that each frame's mean amplitude is the input's. Echoes above 0 dB (a wire target, a
@@ -29,6 +30,7 @@ import numpy as np
 from ..errors import InputError
 from .grain import grain_size
 from .local_mean import LOCAL_MEAN_RADIUS, keep_local_mean
+from .saturation import burned_in
 from .resample import Resize
 from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
@@ -167,6 +169,8 @@ class LogMapping:
         """
         grey, ref = self._grey(chunk)
         kept = (grey >= 1.0) & self.region  # saturated B-mode; envelope echoes above 0 dB (wires, specular walls)
+        if self.domain == "bmode":
+            kept = burned_in(kept, grey)  # clipped speckle grains are tissue
         blank = grey.max(axis=(1, 2)) == grey.min(axis=(1, 2))
         kept[blank] = True  # a blank frame in a cine passes through
         if keep is not None:
