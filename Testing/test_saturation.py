@@ -52,3 +52,17 @@ def test_clipped_grains_come_back_denoised_not_as_white_sparkles(tiny_model):
     assert grains.sum() > 20
     assert (out[grains] < 255).mean() > 0.9
     assert (out[60, 20:100] == 255).all()
+
+
+def test_a_heavily_clipped_frame_is_judged_as_a_lightly_clipped_one_would_be(monkeypatch):
+    from speckle2self.mapping import saturation
+    grey = _tissue(0.97, seed=3, size=(128, 128))
+    grey[64, 10:100] = grey[5:60, 20] = 1.0
+    grey[100:104, 100:104] = 1.0
+    sat = (grey >= 1.0)[None]
+    assert sat.mean() > saturation.DENSE_FRACTION
+    dense = burned_in(sat, grey[None].astype(np.float32))
+    monkeypatch.setattr(saturation, "DENSE_FRACTION", 1.0)
+    sparse = burned_in(sat, grey[None].astype(np.float32))
+    assert np.array_equal(dense, sparse)
+    assert dense[0, 64, 10:100].all() and 0 < dense.sum() < sat.sum()
