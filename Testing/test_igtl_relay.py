@@ -256,3 +256,10 @@ def test_clients_beyond_the_cap_are_closed_and_counted_and_a_freed_place_is_serv
         first.close()
         second.close()
         server.close()
+
+
+def test_the_status_line_counts_clients_refused_beyond_the_cap(relay):
+    relay.server.max_clients = 0
+    with socket.create_connection(("127.0.0.1", relay.server.port), timeout=WAIT) as extra:
+        assert extra.recv(1) == b""
+    assert "1 refused: at most 0 at once" in relay.status()

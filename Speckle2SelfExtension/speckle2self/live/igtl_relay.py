@@ -41,9 +41,10 @@ IGTL_NAME_BYTES = 20
 POLL_S = 0.2
 RETRY_S = 1.0
 MAX_NAMES = 64
-MAX_CLIENTS = 16
 """Device names remembered (and replayed to a new client): a scanner sends one or two, a PLUS
 server a handful of images and transforms."""
+MAX_CLIENTS = 16
+"""Clients served at once, each on its own thread: Slicer, a recorder, another PLUS, with room."""
 MAX_KEPT_BYTES = 256 << 20
 """Bytes of newest messages kept for the clients, all names together."""
 

@@ -30,8 +30,8 @@ import numpy as np
 from ..errors import InputError
 from .grain import grain_size
 from .local_mean import LOCAL_MEAN_RADIUS, keep_local_mean
-from .saturation import burned_in
 from .resample import Resize
+from .saturation import burned_in
 from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
 LOG_DOMAIN = "log"

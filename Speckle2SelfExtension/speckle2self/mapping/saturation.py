@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .grain import box_blur
 
 LINE_PX = 12
 CLUSTER_RADIUS = 4
@@ -47,18 +48,19 @@ def _graphics(sat: np.ndarray, grey: np.ndarray) -> np.ndarray:
     lines = _in_run(sat, LINE_PX) | _in_run(sat.T, LINE_PX).T
     rest = sat & ~lines
     if rest.sum() > DENSE_FRACTION * rest.size:
-        cluster = _window_sums(sat, CLUSTER_RADIUS)[rest] >= CLUSTER_PX
+        side = 2 * CLUSTER_RADIUS + 1
+        cluster = _window_means(sat, CLUSTER_RADIUS)[rest] * side ** 2 >= CLUSTER_PX - 0.5
         open_ = ~sat
-        count = _window_sums(open_, NEIGHBOURHOOD_RADIUS)[rest]
-        total = _window_sums(np.where(open_, grey, 0.0), NEIGHBOURHOOD_RADIUS)[rest]
+        share = _window_means(open_, NEIGHBOURHOOD_RADIUS)[rest]
+        around = _window_means(np.where(open_, grey, 0.0), NEIGHBOURHOOD_RADIUS)[rest] / np.maximum(share, 1e-6)
     else:
         rows, cols = np.nonzero(rest)
         near, valid = _neighbours(rows, cols, CLUSTER_RADIUS, sat.shape)
         cluster = (sat[near] & valid).sum(axis=1) >= CLUSTER_PX
         near, valid = _neighbours(rows, cols, NEIGHBOURHOOD_RADIUS, sat.shape)
         open_ = ~sat[near] & valid
-        count, total = open_.sum(axis=1), np.where(open_, grey[near], 0.0).sum(axis=1)
-    drawn = cluster | (total / np.maximum(count, 1) < TISSUE_MIN_GREY)
+        around = np.where(open_, grey[near], 0.0).sum(axis=1) / np.maximum(open_.sum(axis=1), 1)
+    drawn = cluster | (around < TISSUE_MIN_GREY)
     out = lines.copy()
     out[rest] = drawn
     return out
@@ -74,11 +76,11 @@ def _neighbours(rows: np.ndarray, cols: np.ndarray, radius: int,
     return (np.clip(rr, 0, shape[0] - 1), np.clip(cc, 0, shape[1] - 1)), valid
 
 
-def _window_sums(x: np.ndarray, radius: int) -> np.ndarray:
-    """Sum of x over each pixel's (2 radius + 1)² neighbourhood, nothing outside the frame."""
-    k = 2 * radius + 1
-    table = np.pad(np.asarray(x, dtype=np.float64), ((radius + 1, radius), (radius + 1, radius))).cumsum(0).cumsum(1)
-    return table[k:, k:] - table[:-k, k:] - table[k:, :-k] + table[:-k, :-k]
+def _window_means(x: np.ndarray, radius: int) -> np.ndarray:
+    """Mean of x over each pixel's (2 radius + 1)² neighbourhood, zero outside the frame (as the
+    sparse path's neighbourhoods count it)."""
+    padded = np.pad(np.asarray(x, dtype=np.float32), radius)[None]
+    return box_blur(padded, radius)[0, radius:-radius, radius:-radius]
 
 
 def _in_run(mask: np.ndarray, length: int) -> np.ndarray:
