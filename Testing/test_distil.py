@@ -34,6 +34,15 @@ def test_the_student_moves_towards_the_teachers_output(teacher, frames):
     assert _gap(trained, teacher, frames) < 0.6 * _gap(untrained, teacher, frames)
 
 
+def test_the_edge_term_charges_a_blurred_output_but_not_an_offset_one():
+    teacher = torch.zeros(1, 1, 16, 16)
+    teacher[..., 8:] = 1.0
+    offset, blurred = teacher + 0.1, torch.nn.functional.avg_pool2d(teacher, 3, 1, 1, count_include_pad=False)
+    assert distillation_loss(offset, teacher, 3.0) == pytest.approx(distillation_loss(offset, teacher, 0.0))
+    assert distillation_loss(blurred, teacher, 3.0) > distillation_loss(blurred, teacher, 1.0) > \
+        distillation_loss(blurred, teacher, 0.0)
+
+
 def test_an_interrupted_distillation_resumes_to_the_same_student(teacher, frames, tmp_path):
     config = DistilConfig(steps=8, batch_size=2, crop=48, checkpoint_every=4)
     straight = distil(teacher, frames, STUDENT, config)

@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--sim-frames", type=int, default=32, help="simulated frames per condition")
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gradient-weight", type=float, default=DistilConfig.gradient_weight,
+                    help="weight of the pixel-difference term beside the output term (DistilConfig.gradient_weight)")
     ap.add_argument("--widths", default=",".join(map(str, STUDENT_WIDTHS)), help="the student's encoder widths")
     args = ap.parse_args()
     import torch
@@ -48,7 +50,7 @@ def main() -> None:
     teacher = load_model(args.teacher)
     real, names, real_text = real_frames(args.real)
     sim, sim_text = simulated_frames(args.sim, args.sim_frames, 0) if args.sim_frames else ([], "")
-    config = DistilConfig(steps=args.steps)
+    config = DistilConfig(steps=args.steps, gradient_weight=args.gradient_weight)
     data = TrainingFrames(real + sim, config.crop, "bmode", names + [f"simulated {i}" for i in range(len(sim))],
                           network_input=dict(teacher.card["input"]))
     arch = Architecture(widths=tuple(int(w) for w in args.widths.split(",")), scales=teacher.architecture.scales, full_res_skip=True,
