@@ -27,7 +27,8 @@ CLUSTER_RADIUS = 4
 CLUSTER_PX = 12
 NEIGHBOURHOOD_RADIUS = 3
 DENSE_FRACTION = 1 / 64
-"""Above this share of a frame saturated, neighbourhoods are summed over the whole frame at once."""
+"""Above this share of a frame saturated outside straight runs (the pixels still to judge),
+neighbourhoods are summed over the whole frame at once instead of gathered pixel by pixel."""
 TISSUE_MIN_GREY = 0.6
 """Measured on 15 held-out real frames: calipers, markers and text stand over tissue whose 7×7
 median is 0-141 grey levels of 255; the clipped speckle grains of phantoms and muscle over 168-252."""
