@@ -1,4 +1,8 @@
 """Distillation: a fast student learns its teacher's output, resumably, and says where it came from."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +45,15 @@ def test_the_edge_term_charges_a_blurred_output_but_not_an_offset_one():
     assert distillation_loss(offset, teacher, 3.0) == pytest.approx(distillation_loss(offset, teacher, 0.0))
     assert distillation_loss(blurred, teacher, 3.0) > distillation_loss(blurred, teacher, 1.0) > \
         distillation_loss(blurred, teacher, 0.0)
+
+
+def test_the_distillation_script_refuses_a_negative_edge_weight_before_reading_anything(tmp_path):
+    script = Path(__file__).parent / "scripts" / "distil_student.py"
+    run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
+                          str(tmp_path / "s.pt"), "--gradient-weight", "-1"], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "--gradient-weight must be 0 or more, got -1.0" in run.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_interrupted_distillation_resumes_to_the_same_student(teacher, frames, tmp_path):

@@ -45,6 +45,8 @@ def main() -> None:
                     help="weight of the pixel-difference term beside the output term (DistilConfig.gradient_weight)")
     ap.add_argument("--widths", default=",".join(map(str, STUDENT_WIDTHS)), help="the student's encoder widths")
     args = ap.parse_args()
+    if args.gradient_weight < 0:
+        ap.error(f"--gradient-weight must be 0 or more, got {args.gradient_weight}")
     import torch
     torch.set_num_threads(args.threads)
     teacher = load_model(args.teacher)
