@@ -90,6 +90,26 @@ def test_the_student_file_reads_its_input_as_the_teacher_and_names_it(teacher, f
     assert student.architecture.space_to_depth == 2
 
 
+def test_a_student_card_can_set_its_own_local_mean_radius(teacher, frames, tmp_path):
+    config = DistilConfig(steps=1, batch_size=2, crop=48)
+    net = distil(teacher, frames, STUDENT, config)
+    export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms", local_mean_radius=0),
+                 tmp_path / "student.pt")
+    student = load_model(tmp_path / "student.pt")
+    assert student.card["input"]["local_mean_radius"] == 0
+    assert teacher.card["input"].get("local_mean_radius") != 0
+    assert student.card["input"]["grain_px"] == teacher.card["input"]["grain_px"]
+
+
+def test_the_distillation_script_refuses_a_negative_local_mean_radius_before_reading_anything(tmp_path):
+    script = Path(__file__).parent / "scripts" / "distil_student.py"
+    run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
+                          str(tmp_path / "s.pt"), "--local-mean-radius", "-2"], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "--local-mean-radius must be 0 or more, got -2" in run.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_student_is_fine_tuned_like_any_model_and_keeps_its_layout(teacher, frames, tmp_path):
     from speckle2self.errors import InputError
     from speckle2self.evaluation.phantoms import make_cine

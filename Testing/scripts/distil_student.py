@@ -43,10 +43,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gradient-weight", type=float, default=DistilConfig.gradient_weight,
                     help="weight of the pixel-difference term beside the output term (DistilConfig.gradient_weight)")
+    ap.add_argument("--local-mean-radius", type=int, default=None,
+                    help="the inference-time local-mean radius written in the student's card (0: none; default: the "
+                         "teacher's)")
     ap.add_argument("--widths", default=",".join(map(str, STUDENT_WIDTHS)), help="the student's encoder widths")
     args = ap.parse_args()
     if args.gradient_weight < 0:
         ap.error(f"--gradient-weight must be 0 or more, got {args.gradient_weight}")
+    if args.local_mean_radius is not None and args.local_mean_radius < 0:
+        ap.error(f"--local-mean-radius must be 0 or more, got {args.local_mean_radius}")
     import torch
     torch.set_num_threads(args.threads)
     teacher = load_model(args.teacher)
@@ -65,7 +70,8 @@ def main() -> None:
 
     net = distil(teacher, data, arch, config, checkpoint=args.out.with_name(args.out.name + ".ckpt"), progress=report)
     card = student_card(net, teacher, config, "Distilled from the teacher's outputs on the teacher's own training "
-                        "frames (no clean images): " + real_text + ". " + sim_text)
+                        "frames (no clean images): " + real_text + ". " + sim_text,
+                        args.local_mean_radius)
     write_model(net.denoiser(), card, args.out, started)
 
 

@@ -81,15 +81,21 @@ def distil(teacher: LoadedModel, frames: TrainingFrames, arch: Architecture, con
     return net.eval()
 
 
-def student_card(net: Speckle2SelfNet, teacher: LoadedModel, config: DistilConfig, data: str) -> dict:
-    """The student's model card: the teacher's input description, its own architecture, and how it was made."""
+def student_card(net: Speckle2SelfNet, teacher: LoadedModel, config: DistilConfig, data: str,
+                 local_mean_radius: int | None = None) -> dict:
+    """The student's model card: the teacher's input description, its own architecture, and how it was made.
+    `local_mean_radius` replaces the teacher's inference-time local-mean radius (a student can need
+    another: it is measured on the student's own output)."""
+    network_input = dict(teacher.card["input"])
+    if local_mean_radius is not None:
+        network_input["local_mean_radius"] = int(local_mean_radius)
     return make_card(net.arch, {
         "data": data,
         "distilled_from": {"sha256": teacher.sha256, "training": teacher.card.get("training", {})},
         "steps": config.steps,
         "config": {**asdict(config), "augmentation": asdict(config.augmentation)},
         "clean_references_used": False,
-    }, network_input=teacher.card["input"])
+    }, network_input=network_input)
 
 
 def _save(path: Path, net: Speckle2SelfNet, opt, rng: np.random.Generator, step: int) -> None:
