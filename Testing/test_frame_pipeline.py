@@ -40,6 +40,18 @@ def test_auto_precision_is_bfloat16_only_on_cpus_that_compute_it_natively():
     assert automatic_precision(torch.device("cuda")) == "float16"
 
 
+def test_auto_precision_keeps_float32_on_cpu_where_the_result_is_finer_than_8_bits():
+    assert automatic_precision(torch.device("cpu"), eight_bit_output=False) == "float32"
+    assert automatic_precision(torch.device("cuda"), eight_bit_output=False) == "float16"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_frames_finer_than_8_bits_come_back_as_float32_would_make_them(tiny_model, cine, dtype):
+    frames = (_bmode(cine)[:2].astype(np.float64) * (257 if dtype == np.uint16 else 1.001)).astype(dtype)
+    auto = denoise(frames, model=tiny_model, device="cpu")
+    assert np.array_equal(auto, denoise(frames, model=tiny_model, device="cpu", precision="float32"))
+
+
 @pytest.mark.skipif(not cpu_has_native_bfloat16(), reason="this CPU has no native bfloat16")
 def test_auto_precision_falls_back_to_float32_when_the_first_batch_disagrees(tiny_model, cine, monkeypatch):
     monkeypatch.setattr(runner_module, "HALF_TOLERANCE", 0.0)  # any difference at all counts as disagreement

@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                    help="where the network runs: auto (CUDA, then Apple MPS, then CPU), cpu, cuda/gpu or mps")
     v.add_argument("--precision", default="auto", choices=("auto", "float32", "float16", "bfloat16"),
-                   help="auto: float16 on CUDA or bfloat16 on a CPU with native support, each kept only if "
-                        "the first frame agrees with float32; else the named precision")
+                   help="auto: float16 on CUDA or bfloat16 on a CPU with native support (8-bit frames only), each "
+                        "kept only if the first frame agrees with float32; else the named precision")
     return p
 
 

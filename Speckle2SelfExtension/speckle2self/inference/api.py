@@ -125,7 +125,8 @@ def _prepare(stack: np.ndarray, model, device: str, domain: str, precision: str,
              runner: ModelRunner | None = None) -> FramePipeline:
     loaded = get_model(model)
     mapping = _mapping_for(stack, domain, dynamic_range_db, loaded, region, grain_px)
-    runner = runner if runner is not None else ModelRunner(loaded, device, precision, tile_size)
+    eight_bit = stack.dtype.itemsize == 1 and stack.dtype.kind in "iu"
+    runner = runner if runner is not None else ModelRunner(loaded, device, precision, tile_size, eight_bit)
     return FramePipeline(runner, mapping, stack.shape[1:], stack.dtype)
 
 

@@ -38,12 +38,16 @@ def _clone(model: LoadedModel, device: torch.device, dtype: torch.dtype = torch.
     return _CLONES[key]
 
 
-def automatic_precision(device: torch.device) -> str:
+def automatic_precision(device: torch.device, eight_bit_output: bool = True) -> str:
     """The reduced precision tried first (kept only if the first batch agrees with float32):
-    float16 on CUDA, bfloat16 on CPUs that compute it natively, float32 elsewhere."""
+    float16 on CUDA, bfloat16 on CPUs that compute it natively, float32 elsewhere.
+
+    bfloat16 only for 8-bit results: its 8 significant bits step by 1/256 of the grey range near
+    white, as fine as 8-bit output but coarse for float or 16-bit frames, which would come back
+    posterised (about 130 distinct levels where float32 gives thousands)."""
     if device.type == "cuda":
         return "float16"
-    if device.type == "cpu" and cpu_has_native_bfloat16():
+    if device.type == "cpu" and eight_bit_output and cpu_has_native_bfloat16():
         return "bfloat16"
     return "float32"
 
@@ -58,8 +62,10 @@ class ModelRunner:
     that once ran out of memory is remembered for the following batches."""
 
     def __init__(self, model: LoadedModel, device: str | torch.device = "auto", precision: str = "auto",
-                 tile: int | None = None) -> None:
+                 tile: int | None = None, eight_bit_output: bool = True) -> None:
+        """`eight_bit_output`: whether results end as 8-bit grey levels (what "auto" may use, above)."""
         check_precision(precision)
+        self.eight_bit_output = eight_bit_output
         self.device = resolve_device(device)
         self.model = model
         self.requested_precision = precision
@@ -75,7 +81,7 @@ class ModelRunner:
         self.module = self.model.module if shared_cpu else _clone(self.model, device)
         want = self.requested_precision
         if want == "auto":
-            want = automatic_precision(device)
+            want = automatic_precision(device, self.eight_bit_output)
         self.dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[want]
         self._reduced_checked = self.dtype == torch.float32 or self.requested_precision != "auto"
         if self.dtype != torch.float32:
