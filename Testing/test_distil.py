@@ -47,12 +47,16 @@ def test_the_edge_term_charges_a_blurred_output_but_not_an_offset_one():
         distillation_loss(blurred, teacher, 0.0)
 
 
-def test_the_distillation_script_refuses_a_negative_edge_weight_before_reading_anything(tmp_path):
+@pytest.mark.parametrize("option, value, message", [
+    ("--gradient-weight", "-1", "--gradient-weight must be 0 or more, got -1.0"),
+    ("--local-mean-radius", "-2", "--local-mean-radius must be 0 or more, got -2"),
+])
+def test_the_distillation_script_refuses_a_negative_setting_before_reading_anything(tmp_path, option, value, message):
     script = Path(__file__).parent / "scripts" / "distil_student.py"
     run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
-                          str(tmp_path / "s.pt"), "--gradient-weight", "-1"], capture_output=True, text=True)
+                          str(tmp_path / "s.pt"), option, value], capture_output=True, text=True)
     assert run.returncode == 2
-    assert "--gradient-weight must be 0 or more, got -1.0" in run.stderr
+    assert message in run.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -99,15 +103,6 @@ def test_a_student_card_can_set_its_own_local_mean_radius(teacher, frames, tmp_p
     assert student.card["input"]["local_mean_radius"] == 0
     assert teacher.card["input"].get("local_mean_radius") != 0
     assert student.card["input"]["grain_px"] == teacher.card["input"]["grain_px"]
-
-
-def test_the_distillation_script_refuses_a_negative_local_mean_radius_before_reading_anything(tmp_path):
-    script = Path(__file__).parent / "scripts" / "distil_student.py"
-    run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
-                          str(tmp_path / "s.pt"), "--local-mean-radius", "-2"], capture_output=True, text=True)
-    assert run.returncode == 2
-    assert "--local-mean-radius must be 0 or more, got -2" in run.stderr
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_student_is_fine_tuned_like_any_model_and_keeps_its_layout(teacher, frames, tmp_path):
