@@ -35,6 +35,15 @@ def test_a_result_carries_its_frames_metadata_and_denoise_gives_the_same_pixels(
     assert np.array_equal(result.frame, denoise(frame, model=tiny_model, device="cpu", precision="float32"))
 
 
+def test_a_stream_of_16_bit_frames_comes_back_as_float32_would_make_it(tiny_model, cine):
+    frame = _frames(cine, 1)[0].astype(np.uint16) * 257
+    with LiveDenoiser(tiny_model, device="cpu") as automatic:
+        automatic.submit(frame, None)
+        result = automatic.latest(timeout=WAIT)
+    assert result.frame.dtype == np.uint16
+    assert np.array_equal(result.frame, denoise(frame, model=tiny_model, device="cpu", precision="float32"))
+
+
 def test_the_caller_may_reuse_its_buffer_after_submitting(live, cine):
     frame = _frames(cine, 1)[0]
     buffer = frame.copy()

@@ -126,7 +126,10 @@ def _prepare(stack: np.ndarray, model, device: str, domain: str, precision: str,
     loaded = get_model(model)
     mapping = _mapping_for(stack, domain, dynamic_range_db, loaded, region, grain_px)
     eight_bit = stack.dtype.itemsize == 1 and stack.dtype.kind in "iu"
-    runner = runner if runner is not None else ModelRunner(loaded, device, precision, tile_size, eight_bit)
+    if runner is None:
+        runner = ModelRunner(loaded, device, precision, tile_size, eight_bit)
+    else:
+        runner.suit(eight_bit)
     return FramePipeline(runner, mapping, stack.shape[1:], stack.dtype)
 
 

@@ -90,6 +90,13 @@ class ModelRunner:
         self.tile_size = self.tile or (GPU_TILE if device.type != "cpu" else CPU_TILE)
         self.batch_limit: int | None = None
 
+    def suit(self, eight_bit_output: bool) -> None:
+        """Pick the automatic precision again for results of another depth: a stream's runner is
+        made before its first frame arrives, and its frames may be finer than 8 bits."""
+        if self.requested_precision == "auto" and eight_bit_output != self.eight_bit_output:
+            self.eight_bit_output = eight_bit_output
+            self._setup(self.device)
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return run_tiled(lambda t: self.module(t.to(self.dtype)).float(), x, self.tile_size, TILE_OVERLAP,
