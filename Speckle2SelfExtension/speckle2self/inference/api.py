@@ -125,7 +125,7 @@ def _prepare(stack: np.ndarray, model, device: str, domain: str, precision: str,
              runner: ModelRunner | None = None) -> FramePipeline:
     loaded = get_model(model)
     mapping = _mapping_for(stack, domain, dynamic_range_db, loaded, region, grain_px)
-    eight_bit = stack.dtype.itemsize == 1 and stack.dtype.kind in "iu"
+    eight_bit = stack.dtype.itemsize == 1  # uint8 or int8: as_frame_stack admits no other 1-byte type
     if runner is None:
         runner = ModelRunner(loaded, device, precision, tile_size, eight_bit)
     else:
