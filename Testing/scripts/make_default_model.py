@@ -86,7 +86,9 @@ def recard(source: Path, out: Path, radius: int) -> None:
     model = load_model(source)
     card = copy.deepcopy(model.card)
     card["input"]["local_mean_radius"] = int(radius)
-    card["training"]["config"]["network_input"]["local_mean_radius"] = int(radius)
+    trained_for = card.get("training", {}).get("config", {}).get("network_input")
+    if trained_for is not None:  # a distilled student's card has no training config of its own
+        trained_for["local_mean_radius"] = int(radius)
     print(f"wrote {out} sha256 {export_model(model.module, card, out)}")
 
 
