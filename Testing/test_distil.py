@@ -161,35 +161,3 @@ def test_fine_tuning_a_student_keeps_its_teachers_loss_weights(training_frames, 
     outcome = finetune_files([tmp_path / "study.nrrd"], tmp_path / "tuned.pt", init=tmp_path / "student.pt",
                              crop=48, steps=2, batch_size=2, val_fraction=0, device="cpu")
     assert load_model(outcome.model_path).card["training"]["config"]["weights"] == asdict(weights)
-
-
-def test_a_student_can_start_from_an_earlier_student_and_add_a_refiner(teacher, frames, tmp_path):
-    config = DistilConfig(steps=2, batch_size=2, crop=48)
-    earlier = distil(teacher, frames, STUDENT, config)
-    export_model(earlier.denoiser(), student_card(earlier, teacher, config, "test phantoms"), tmp_path / "early.pt")
-    refined = Architecture(**{**STUDENT.to_dict(), "refine_width": 4})
-    started = distil(teacher, frames, refined, DistilConfig(steps=0, batch_size=2, crop=48),
-                     initial=load_model(tmp_path / "early.pt"))
-    x = torch.rand(1, 1, 48, 48)
-    with torch.no_grad():
-        assert torch.equal(started.denoiser()(x), earlier.denoiser()(x))
-    wider = Architecture(**{**STUDENT.to_dict(), "widths": (12, 24)})
-    with pytest.raises(ModelFileError, match="another layout"):
-        distil(teacher, frames, wider, DistilConfig(steps=0, batch_size=2, crop=48), initial=load_model(tmp_path / "early.pt"))
-
-
-def test_a_refined_student_is_fine_tuned_with_its_refiner(teacher, frames, tmp_path):
-    from speckle2self.evaluation.phantoms import make_cine
-    from speckle2self.finetune.files import finetune_files
-    from speckle2self.io import Volume, write_volume
-    refined = Architecture(**{**STUDENT.to_dict(), "refine_width": 4})
-    config = DistilConfig(steps=3, batch_size=2, crop=48)
-    net = distil(teacher, frames, refined, config)
-    export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
-    write_volume(tmp_path / "study.nrrd", Volume(make_cine(4, (96, 96), seed=3).envelope.astype(np.float32)))
-    outcome = finetune_files([tmp_path / "study.nrrd"], tmp_path / "tuned.pt", init=tmp_path / "student.pt",
-                             crop=48, steps=1, batch_size=2, val_fraction=0, device="cpu", lr=1e-9)
-    tuned, parent = load_model(outcome.model_path), load_model(tmp_path / "student.pt")
-    learned = parent.module.state_dict()["refiner.conv2.weight"]
-    assert tuned.architecture.refine_width == 4 and learned.abs().max() > 1e-4  # trained away from its zero start
-    assert torch.allclose(tuned.module.state_dict()["refiner.conv2.weight"], learned, atol=1e-6)

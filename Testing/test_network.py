@@ -213,38 +213,3 @@ def test_fold_factor_is_checked_and_older_cards_have_none():
     with pytest.raises(ValueError, match="space_to_depth must be 1, 2 or 4"):
         Architecture(space_to_depth=3)
     assert Architecture.from_dict({"widths": [8, 16], "scales": [1.0]}).space_to_depth == 1
-
-
-def test_a_refined_network_starts_as_the_unrefined_one_it_is_loaded_from():
-    torch.manual_seed(0)
-    plain = Architecture(widths=(8, 16), scales=(0.5, 1.0), full_res_skip=True, space_to_depth=2)
-    parent = Speckle2SelfNet(plain).eval()
-    child = Speckle2SelfNet(Architecture(**{**plain.to_dict(), "refine_width": 4})).eval()
-    child.load_denoiser_weights(parent.denoiser().state_dict())
-    x = torch.rand(2, 1, 40, 72)
-    assert torch.equal(child.denoiser()(x), parent.denoiser()(x))
-
-
-def test_the_refiner_runs_at_full_resolution_and_travels_in_the_card_and_torchscript():
-    torch.manual_seed(0)
-    arch = Architecture(widths=(8, 16), scales=(0.5, 1.0), full_res_skip=True, space_to_depth=2, refine_width=4)
-    net = Speckle2SelfNet(arch).eval()
-    torch.nn.init.normal_(net.refiner.conv2.weight, std=0.5)
-    sizes = []
-    hooks = [m.register_forward_hook(lambda _m, inputs, _out: sizes.append(tuple(inputs[0].shape[-2:])))
-             for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-    x = torch.full((1, 1, 32, 32), 0.5)
-    before = net.denoiser()(x)
-    for hook in hooks:
-        hook.remove()
-    x[0, 0, 16, 16] += 0.3
-    assert max(sizes) == (32, 32)
-    assert (net.denoiser()(x) - before).abs()[0, 0, 16, 16] > 0
-    assert torch.allclose(torch.jit.script(net.denoiser())(x), net.denoiser()(x), atol=1e-6)
-    assert Architecture.from_dict(arch.to_dict()).refine_width == 4
-    assert Architecture.from_dict({"widths": [8, 16], "scales": [1.0]}).refine_width == 0
-
-
-def test_a_negative_refine_width_is_refused():
-    with pytest.raises(ValueError, match="refine_width must be 0"):
-        Architecture(refine_width=-1)

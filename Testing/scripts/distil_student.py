@@ -47,37 +47,28 @@ def main() -> None:
                     help="the inference-time local-mean radius written in the student's card (0: none; default: the "
                          "teacher's)")
     ap.add_argument("--widths", default=",".join(map(str, STUDENT_WIDTHS)), help="the student's encoder widths")
-    ap.add_argument("--refine-width", type=int, default=0,
-                    help="channels of a full-resolution refinement after the unfold (Architecture.refine_width; 0: none)")
-    ap.add_argument("--start-from", type=Path, default=None,
-                    help="a student model file of the same layout to start from (not a checkpoint: a new run)")
-    ap.add_argument("--lr", type=float, default=DistilConfig.lr, help="peak learning rate of the cosine schedule")
     args = ap.parse_args()
     if args.gradient_weight < 0:
         ap.error(f"--gradient-weight must be 0 or more, got {args.gradient_weight}")
     if args.local_mean_radius is not None and args.local_mean_radius < 0:
         ap.error(f"--local-mean-radius must be 0 or more, got {args.local_mean_radius}")
-    if args.refine_width < 0 or args.lr <= 0:
-        ap.error("--refine-width must be 0 or more and --lr more than 0")
     import torch
     torch.set_num_threads(args.threads)
     teacher = load_model(args.teacher)
     real, names, real_text = real_frames(args.real)
     sim, sim_text = simulated_frames(args.sim, args.sim_frames, 0) if args.sim_frames else ([], "")
-    config = DistilConfig(steps=args.steps, gradient_weight=args.gradient_weight, lr=args.lr)
+    config = DistilConfig(steps=args.steps, gradient_weight=args.gradient_weight)
     data = TrainingFrames(real + sim, config.crop, "bmode", names + [f"simulated {i}" for i in range(len(sim))],
                           network_input=dict(teacher.card["input"]))
     arch = Architecture(widths=tuple(int(w) for w in args.widths.split(",")), scales=teacher.architecture.scales, full_res_skip=True,
-                        space_to_depth=2, refine_width=args.refine_width)
+                        space_to_depth=2)
     started = time.monotonic()
 
     def report(step: int, loss: float) -> None:
         if step % 50 == 0:
             print(f"step {step}/{config.steps} loss {loss:.5f} {time.monotonic() - started:.0f}s", flush=True)
 
-    initial = load_model(args.start_from) if args.start_from is not None else None
-    net = distil(teacher, data, arch, config, checkpoint=args.out.with_name(args.out.name + ".ckpt"), progress=report,
-                 initial=initial)
+    net = distil(teacher, data, arch, config, checkpoint=args.out.with_name(args.out.name + ".ckpt"), progress=report)
     card = student_card(net, teacher, config, "Distilled from the teacher's outputs on the teacher's own training "
                         "frames (no clean images): " + real_text + ". " + sim_text,
                         args.local_mean_radius)

@@ -42,10 +42,6 @@ class Architecture:
     """Pixels folded into channels before the encoder (2: each 2 × 2 block becomes 4 channels) and
     unfolded after the decoder. No information is lost, but no convolution runs at the frame's full
     resolution, where a CPU spends most of its time on thin feature maps: the fast student's layout."""
-    refine_width: int = 0
-    """Channels of a full-resolution refinement after a folded network (0: none): two convolutions
-    that see the input frame and the unfolded output and add a correction to it, so an edge can be
-    placed to the pixel that a 2 × 2 fold would blur. Starts at zero (the unrefined network)."""
 
     def __post_init__(self) -> None:
         if not self.widths or any(int(w) < 1 for w in self.widths):
@@ -58,10 +54,7 @@ class Architecture:
             raise ValueError(f"upsample must be 'bilinear' or 'nearest', got {self.upsample!r}")
         if self.space_to_depth not in (1, 2, 4):
             raise ValueError(f"space_to_depth must be 1, 2 or 4, got {self.space_to_depth!r}")
-        if int(self.refine_width) < 0:
-            raise ValueError(f"refine_width must be 0 (none) or a channel count, got {self.refine_width!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "refine_width", int(self.refine_width))
         object.__setattr__(self, "scales", tuple(sorted(float(s) for s in self.scales)))
 
     @property
@@ -80,8 +73,7 @@ class Architecture:
                    skips=bool(data.get("skips", False)),
                    upsample=str(data.get("upsample", "nearest")),
                    full_res_skip=bool(data.get("full_res_skip", False)),
-                   space_to_depth=int(data.get("space_to_depth", 1)),
-                   refine_width=int(data.get("refine_width", 0)))
+                   space_to_depth=int(data.get("space_to_depth", 1)))
 
     @classmethod
     def preset(cls, name: str, **kwargs) -> "Architecture":
@@ -168,32 +160,6 @@ class Decoder(nn.Module):
         return self.head(x)
 
 
-class Refiner(nn.Module):
-    """y + g([x, y]): a correction computed at full resolution from the input x and the output y."""
-
-    def __init__(self, width: int, slope: float) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(2, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 1, 3, padding=1)
-        self.slope = slope
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return y + self.conv2(F.leaky_relu(self.conv1(torch.cat([x, y], dim=1)), self.slope))
-
-
-class NoRefiner(nn.Module):
-    """The output as it is (an Architecture with refine_width 0)."""
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return y
-
-
-def make_refiner(arch: "Architecture") -> nn.Module:
-    return Refiner(arch.refine_width, arch.negative_slope) if arch.refine_width > 0 else NoRefiner()
-
-
 class Denoiser(nn.Module):
     """Inference path D(E_L(x)): what is exported as TorchScript.
 
@@ -201,12 +167,10 @@ class Denoiser(nn.Module):
     crops back, clamps to [0, 1].
     """
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, multiple: int, space_to_depth: int = 1,
-                 refiner: nn.Module | None = None) -> None:
+    def __init__(self, encoder: Encoder, decoder: Decoder, multiple: int, space_to_depth: int = 1) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        self.refiner = refiner if refiner is not None else NoRefiner()
         self.multiple = multiple
         self.space_to_depth = space_to_depth
 
@@ -218,11 +182,10 @@ class Denoiser(nn.Module):
             mode = "reflect" if (ph < h and pw < w) else "replicate"
             x = F.pad(x, [0, pw, 0, ph], mode=mode)
         if self.space_to_depth > 1:
-            y = F.pixel_shuffle(self.decoder(self.encoder(F.pixel_unshuffle(x, self.space_to_depth))),
-                                self.space_to_depth)
-        else:
-            y = self.decoder(self.encoder(x))
-        y = self.refiner(x, y)
+            x = F.pixel_unshuffle(x, self.space_to_depth)
+        y = self.decoder(self.encoder(x))
+        if self.space_to_depth > 1:
+            y = F.pixel_shuffle(y, self.space_to_depth)
         return torch.clamp(y[:, :, :h, :w], 0.0, 1.0)
 
 
@@ -236,7 +199,6 @@ class Speckle2SelfNet(nn.Module):
         self.encoders = nn.ModuleList(Encoder(arch.widths, arch.negative_slope, arch.full_res_skip, channels)
                                       for _ in arch.scales)
         self.decoder = Decoder(arch.widths, arch.negative_slope, arch.skips, arch.upsample == "bilinear", channels)
-        self.refiner = make_refiner(arch)
 
     def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
         return [self._through(enc, v) for enc, v in zip(self.encoders, views)]
@@ -244,8 +206,8 @@ class Speckle2SelfNet(nn.Module):
     def _through(self, encoder: Encoder, x: torch.Tensor) -> torch.Tensor:
         fold = self.arch.space_to_depth
         if fold == 1:
-            return self.refiner(x, self.decoder(encoder(x)))
-        return self.refiner(x, F.pixel_shuffle(self.decoder(encoder(F.pixel_unshuffle(x, fold))), fold))
+            return self.decoder(encoder(x))
+        return F.pixel_shuffle(self.decoder(encoder(F.pixel_unshuffle(x, fold))), fold)
 
     def full_resolution(self, x: torch.Tensor) -> torch.Tensor:
         """The full-resolution path on (N, 1, H, W) sides that are multiples of arch.multiple, neither
@@ -254,16 +216,12 @@ class Speckle2SelfNet(nn.Module):
 
     def denoiser(self) -> Denoiser:
         """The full-resolution inference path, sharing this network's weights."""
-        return Denoiser(self.encoders[-1], self.decoder, self.arch.multiple, self.arch.space_to_depth, self.refiner)
+        return Denoiser(self.encoders[-1], self.decoder, self.arch.multiple, self.arch.space_to_depth)
 
     def load_denoiser_weights(self, state: dict[str, torch.Tensor]) -> None:
-        """Start every encoder from a trained full-resolution encoder, the decoder from its own, and
-        the refiner from its own where the weights have one (else it starts at zero)."""
+        """Start every encoder from a trained full-resolution encoder, and the decoder from its own."""
         enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
         dec = {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
-        ref = {k[len("refiner."):]: v for k, v in state.items() if k.startswith("refiner.")}
-        if ref:
-            self.refiner.load_state_dict(ref)
         for encoder in self.encoders:
             missing, unexpected = encoder.load_state_dict(enc, strict=False)
             if unexpected or any(not k.startswith("stem.") for k in missing):

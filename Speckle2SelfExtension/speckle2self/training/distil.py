@@ -52,16 +52,12 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, gradient_wei
 
 
 def distil(teacher: LoadedModel, frames: TrainingFrames, arch: Architecture, config: DistilConfig = DistilConfig(),
-           checkpoint: Path | None = None, progress: Callable[[int, float], None] | None = None,
-           initial: LoadedModel | None = None) -> Speckle2SelfNet:
+           checkpoint: Path | None = None, progress: Callable[[int, float], None] | None = None) -> Speckle2SelfNet:
     """Train a student of `arch` on `frames` to reproduce `teacher`; resumes from `checkpoint` if it
-    exists and writes it every config.checkpoint_every steps. A new student starts from `initial`'s
-    weights where given (an earlier student, which may lack a refiner: that starts at zero)."""
+    exists and writes it every config.checkpoint_every steps."""
     check_crop(config.crop, arch)
     torch.manual_seed(config.seed)
     net = Speckle2SelfNet(arch)
-    if initial is not None:
-        _start_from(net, initial)
     opt = torch.optim.Adam(net.denoiser().parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
     step = _resume(checkpoint, net, opt, rng) if checkpoint is not None and Path(checkpoint).exists() else 0
@@ -100,13 +96,6 @@ def student_card(net: Speckle2SelfNet, teacher: LoadedModel, config: DistilConfi
         "config": {**asdict(config), "augmentation": asdict(config.augmentation)},
         "clean_references_used": False,
     }, network_input=network_input)
-
-
-def _start_from(net: Speckle2SelfNet, initial: LoadedModel) -> None:
-    theirs, ours = initial.architecture, net.arch
-    if (theirs.widths, theirs.space_to_depth, theirs.full_res_skip) != (ours.widths, ours.space_to_depth, ours.full_res_skip):
-        raise ModelFileError(f"{initial.path} is a network of another layout than the student asked for")
-    net.load_denoiser_weights(initial.module.state_dict())
 
 
 def _save(path: Path, net: Speckle2SelfNet, opt, rng: np.random.Generator, step: int) -> None:
