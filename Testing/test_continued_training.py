@@ -32,6 +32,16 @@ def test_a_finished_run_trains_on_with_new_loss_weights_and_budget(finished, tra
     assert checkpoint_progress(finished)[1] == 4  # the source checkpoint is left as it was
 
 
+def test_a_finished_run_trains_on_in_crops_of_another_size(finished, training_frames, tmp_path):
+    config = TrainConfig(steps=5, **{**FAST, "crop": 64, "batch_size": 1})
+    path = tmp_path / "next.ckpt"
+    continued_checkpoint(finished, path, config)
+    saved, _ = checkpoint_progress(path)
+    assert (saved.crop, saved.batch_size) == (64, 1)
+    result = train(training_frames, config, arch=TINY, device="cpu", checkpoint=path, resume=path)
+    assert result.steps_done == 5 and (result.config.crop, result.config.batch_size) == (64, 1)
+
+
 def test_the_continued_run_keeps_weights_judged_by_its_own_objective(finished, training_frames, tmp_path):
     # The source's best loss was a different objective's: kept, a run whose losses are larger
     # (here a heavy local-mean term; an L1 reconstruction on real frames) would never beat it and

@@ -120,8 +120,8 @@ def main() -> None:
     ap.add_argument("--local-mean-radius", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--continue-from", type=Path, default=None,
-                    help="a finished run's checkpoint to train on from, with this run's loss weights and "
-                         "--steps as the new total (its optimiser state and step count carry over)")
+                    help="a finished run's checkpoint to train on from, with this run's loss weights, --crop, "
+                         "--batch and --steps as the new total (its optimiser state and step count carry over)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on a shared machine OpenMP teams of 2 stall each other)")
     args = ap.parse_args()
