@@ -313,8 +313,8 @@ def checkpoint_progress(path: str | Path) -> tuple[TrainConfig, int]:
 
 def continued_checkpoint(source: str | Path, checkpoint: str | Path, config: TrainConfig) -> None:
     """Copy a checkpoint with `config`'s loss weights, step budget, crop and batch size, so resuming
-    it trains on with them: a new objective (or crops of another size: the same pixels a step in
-    fewer, larger crops run faster) refined from a finished run without starting from its export.
+    it trains on with them: a new objective, crop or batch refined from a finished run without
+    starting from its export.
     The best weights so far are forgotten: their loss was another objective's, which the new
     one's cannot be compared with (an L1 loss never beats an MSE one, and the export would be
     the source run's weights)."""
