@@ -112,3 +112,25 @@ def test_a_keep_mask_of_the_wrong_shape_is_refused(tiny_model):
     from speckle2self.errors import InputError
     with pytest.raises(InputError, match="keep has shape"):
         denoise(_bmode_frame(), model=tiny_model, device="cpu", keep=np.ones((3, 10, 10), bool))
+
+
+def _mapping(frame, card_input):
+    from speckle2self.mapping.log_mapping import LogMapping
+    return LogMapping(frame[None], "bmode", {"grain_px": [8.0, 8.0], **card_input}, 60.0, (0.0, 255.0))
+
+
+def test_a_card_edge_quantile_of_one_turns_edge_restoration_off():
+    frame = _bmode_frame()
+    frame[60:140, 30:105] //= 3  # a dark half: a strong edge at column 105
+    off = _mapping(frame, {"local_mean_radius": 0, "edge_quantile": 1.0})
+    net, saved = off.to_network(frame[None])
+    assert np.array_equal(off.from_network(net, saved)[0], frame)  # an identity network comes back as it went in
+    on = _mapping(frame, {"local_mean_radius": 0})
+    net, saved = on.to_network(frame[None])
+    assert not np.array_equal(on.from_network(net, saved)[0], frame)
+
+
+def test_an_edge_quantile_outside_zero_to_one_is_refused():
+    from speckle2self.errors import InputError
+    with pytest.raises(InputError, match="edge_quantile is 1.5"):
+        _mapping(_bmode_frame(), {"edge_quantile": 1.5})

@@ -20,6 +20,8 @@ compressing afterwards loses 4-5 dB of cyst contrast (the log-Rayleigh bias).
 - Grain: the frame is resampled so that its speckle grain (speckle2self.mapping.grain) is the size the
   model was trained at, denoised, and resampled back; a finer grain than the model's is left as
   it is. `grain_px` overrides the measurement.
+- Edges: the frame's strongest edges are moved towards the input's 7×7 median, which keeps a step
+  where it is (speckle2self.mapping.edge_restore); a card's input "edge_quantile" of 1 turns it off.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .edge_restore import EDGE_QUANTILE, restore_edges
 from .grain import grain_size
 from .local_mean import LOCAL_MEAN_RADIUS, keep_local_mean
 from .resample import Resize
@@ -144,6 +147,10 @@ class LogMapping:
         self._to_network_size = Resize(shape, self.resampling.size)
         self._to_frame_size = Resize(self.resampling.size, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
+        self.edge_quantile = float(card_input.get("edge_quantile", EDGE_QUANTILE))
+        if not 0.0 <= self.edge_quantile <= 1.0:
+            raise InputError(f"the model card's edge_quantile is {self.edge_quantile}; it must be within 0..1 "
+                             "(1 turns edge restoration off)")
         self.network_grain = tuple(g * n / f for g, n, f in zip(self.grain, self.resampling.size, shape))
 
     def _grey(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -175,8 +182,9 @@ class LogMapping:
         kept[blank] = True  # a blank frame in a cine passes through
         if keep is not None:
             kept = kept | (keep & self.region)
-        net = self._to_network_size(self._filled(grey, kept))
-        saved = {"grey": grey, "ref": ref, "kept": kept, "network_input": net}
+        filled = self._filled(grey, kept)
+        net = self._to_network_size(filled)
+        saved = {"grey": grey, "ref": ref, "kept": kept, "filled": filled, "network_input": net}
         if self.domain == "envelope":
             saved["input"] = np.asarray(chunk, dtype=np.float32)
         return net, saved
@@ -202,8 +210,9 @@ class LogMapping:
         """Network output back to the input's units, full size."""
         y = keep_local_mean(np.asarray(y, dtype=np.float32), saved["network_input"], self.local_mean_radius,
                             self.network_grain)
-        out = self._to_frame_size(np.clip(y, 0.0, 1.0))
         grey, kept = saved["grey"], saved["kept"]
+        out = restore_edges(self._to_frame_size(np.clip(y, 0.0, 1.0)), saved["filled"], self.region & ~kept,
+                            self.edge_quantile)
         if self.domain == "bmode":
             return self._bmode_back(out, grey, kept)
         env = log_to_envelope(out, saved["ref"], self.dynamic_range_db)
