@@ -105,16 +105,17 @@ def test_a_student_card_can_set_its_own_local_mean_radius(teacher, frames, tmp_p
     assert student.card["input"]["grain_px"] == teacher.card["input"]["grain_px"]
 
 
-def test_a_student_file_can_be_recarded_with_another_local_mean_radius(teacher, frames, tmp_path):
+def test_a_student_file_can_be_recarded_with_another_local_mean_radius_and_passes(teacher, frames, tmp_path):
     config = DistilConfig(steps=1, batch_size=2, crop=48)
     net = distil(teacher, frames, STUDENT, config)
     export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
     script = Path(__file__).parent / "scripts" / "make_default_model.py"
     run = subprocess.run([sys.executable, str(script), "--recard", str(tmp_path / "student.pt"), "--out",
-                          str(tmp_path / "r0.pt"), "--local-mean-radius", "0"], capture_output=True, text=True)
+                          str(tmp_path / "r0.pt"), "--local-mean-radius", "0", "--passes", "2"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     recarded, original = load_model(tmp_path / "r0.pt"), load_model(tmp_path / "student.pt")
-    assert recarded.card["input"]["local_mean_radius"] == 0
+    assert recarded.card["input"]["local_mean_radius"] == 0 and recarded.card["input"]["passes"] == 2
     assert recarded.card["training"] == original.card["training"]
     assert all(torch.equal(a, b) for a, b in zip(recarded.module.state_dict().values(),
                                                  original.module.state_dict().values()))

@@ -65,3 +65,21 @@ def test_auto_precision_falls_back_to_float32_when_the_first_batch_disagrees(tin
     batch = (_bmode(cine)[:1] / 255.0).astype(np.float32)
     assert np.array_equal(runner.run(batch), reference.run(batch))
     assert runner.dtype == torch.float32 and "using float32" in runner.notes[0]
+
+
+def test_a_card_asking_for_two_passes_runs_the_network_again_on_its_own_output(tiny_model, cine, tmp_path):
+    import copy
+    from speckle2self.networks.model_file import export_model, load_model
+    frames = _bmode(cine)[:2]
+    loaded = load_model(tiny_model)
+    card = copy.deepcopy(loaded.card)
+    card["input"]["passes"] = 2
+    export_model(loaded.module, card, tmp_path / "two.pt")
+    pipeline = prepare(frames, model=tiny_model, device="cpu", precision="float32")
+    norm, saved = pipeline.mapping.to_network(frames)
+    twice = pipeline.runner.run(np.ascontiguousarray(np.clip(pipeline.runner.run(norm), 0, 1), dtype=np.float32))
+    expected = np.clip(np.rint(pipeline.mapping.from_network(twice, saved)), 0, 255).astype(np.uint8)
+    np.copyto(expected, frames, where=pipeline.mapping.unchanged(saved))
+    two = denoise(frames, model=tmp_path / "two.pt", device="cpu", precision="float32", batch_size=2)
+    assert np.abs(two.astype(int) - expected).max() <= 1  # float32 rounding at .5
+    assert not np.array_equal(two, denoise(frames, model=tiny_model, device="cpu", precision="float32", batch_size=2))

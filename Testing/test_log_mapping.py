@@ -134,3 +134,10 @@ def test_an_edge_quantile_outside_zero_to_one_is_refused():
     from speckle2self.errors import InputError
     with pytest.raises(InputError, match="edge_quantile is 1.5"):
         _mapping(_bmode_frame(), {"edge_quantile": 1.5})
+
+
+@pytest.mark.parametrize("passes", [0, 5])
+def test_network_passes_outside_one_to_four_are_refused(passes):
+    from speckle2self.errors import InputError
+    with pytest.raises(InputError, match=f"passes is {passes}"):
+        _mapping(_bmode_frame(), {"passes": passes})

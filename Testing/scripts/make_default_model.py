@@ -16,7 +16,8 @@ A checkpoint is written every 200 steps (--checkpoint); running the same command
 
 The bundled model is made in three stages by Testing/scripts/make_default_model.sh (each a call
 of this script; the later ones start from the earlier with --init). `--recard` rewrites a model's
-card with another inference-time local-mean radius; `--export-checkpoint` exports a run midway.
+card with another inference-time local-mean radius (and, with --passes, how many times the network
+runs on its own output); `--export-checkpoint` exports a run midway.
 """
 from __future__ import annotations
 
@@ -79,13 +80,16 @@ def export_checkpoint(checkpoint: Path, out: Path) -> None:
     print(f"wrote {out} (step {state['step']}) sha256 {export_model(net.eval().denoiser(), card, out)}")
 
 
-def recard(source: Path, out: Path, radius: int) -> None:
-    """Write `source`'s weights to `out` with the card's inference-time local-mean radius set."""
+def recard(source: Path, out: Path, radius: int, passes: int | None = None) -> None:
+    """Write `source`'s weights to `out` with the card's inference-time local-mean radius set (and its
+    network passes, when given)."""
     import copy
     from speckle2self.networks.model_file import load_model
     model = load_model(source)
     card = copy.deepcopy(model.card)
     card["input"]["local_mean_radius"] = int(radius)
+    if passes is not None:
+        card["input"]["passes"] = int(passes)
     trained_for = card.get("training", {}).get("config", {}).get("network_input")
     if trained_for is not None:  # a distilled student's card has no training config of its own
         trained_for["local_mean_radius"] = int(radius)
@@ -135,12 +139,14 @@ def main() -> None:
                          "3 re-adds visible coarse speckle; without it real frames lose contrast to dark regions")
     ap.add_argument("--recard", type=Path, default=None,
                     help="only copy this exported model to --out with --local-mean-radius in its card")
+    ap.add_argument("--passes", type=int, default=None,
+                    help="with --recard: how many times the network runs, each time on its own output (card default 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 on a busy machine)")
     ap.add_argument("--export-checkpoint", type=Path, default=None,
                     help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
     if args.recard is not None:
-        recard(args.recard, args.out, 3 if args.local_mean_radius is None else args.local_mean_radius)
+        recard(args.recard, args.out, 3 if args.local_mean_radius is None else args.local_mean_radius, args.passes)
         return
     if args.export_checkpoint is not None:
         export_checkpoint(args.export_checkpoint, args.out)

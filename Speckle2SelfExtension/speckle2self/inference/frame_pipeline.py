@@ -44,6 +44,9 @@ class FramePipeline:
         norm, saved = self.mapping.to_network(chunk, keep)
         out = np.empty(chunk.shape, dtype=chunk.dtype) if out is None else out
         y = run_checked(self.runner.run, norm, self.runner.model.path)
+        for _ in range(self.mapping.passes - 1):  # the card's passes: the network again on its own output
+            y = run_checked(self.runner.run, np.ascontiguousarray(np.clip(y, 0.0, 1.0), dtype=np.float32),
+                            self.runner.model.path)
         bounds = value_range(chunk) if bounds is None else bounds
         out[...] = in_input_range(self.mapping.from_network(y, saved), chunk.dtype, bounds)
         unchanged = self.mapping.unchanged(saved)

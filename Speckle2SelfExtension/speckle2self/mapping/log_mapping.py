@@ -20,6 +20,9 @@ compressing afterwards loses 4-5 dB of cyst contrast (the log-Rayleigh bias).
 - Grain: the frame is resampled so that its speckle grain (speckle2self.mapping.grain) is the size the
   model was trained at, denoised, and resampled back; a finer grain than the model's is left as
   it is. `grain_px` overrides the measurement.
+- Passes: a card's input "passes" (default 1) runs the network that many times, each on its own
+  output, before the mapping back: a self-supervised network stops short of the smoothing a clean
+  target would ask for, and a second pass takes what the first left (speckle2self.inference.frame_pipeline).
 - Edges: the frame's strongest edges are moved towards the input's 7×7 median, which keeps a step
   where it is (speckle2self.mapping.edge_restore); a card's input "edge_quantile" of 1 turns it off.
 """
@@ -48,6 +51,8 @@ MIN_RESAMPLE = 0.25
 NO_RESAMPLE_ABOVE = 0.9
 """Factors closer to 1 than this are not worth a resampling blur: the frame goes in as it is."""
 MIN_NETWORK_SIDE = 16
+MAX_PASSES = 4
+"""A card's "passes" (how many times the network runs, each time on its own output) is at most this."""
 GRAIN_FRAMES = 4
 """Frames the grain is measured on (spread over the cine): enough for a stable estimate."""
 MAX_ANISOTROPY = 3.0
@@ -148,6 +153,9 @@ class LogMapping:
         self._to_frame_size = Resize(self.resampling.size, shape)
         self.local_mean_radius = int(card_input.get("local_mean_radius", LOCAL_MEAN_RADIUS))
         self.edge_quantile = float(card_input.get("edge_quantile", EDGE_QUANTILE))
+        self.passes = int(card_input.get("passes", 1))
+        if not 1 <= self.passes <= MAX_PASSES:
+            raise InputError(f"the model card's passes is {self.passes}; it must be 1 to {MAX_PASSES}")
         if not 0.0 <= self.edge_quantile <= 1.0:
             raise InputError(f"the model card's edge_quantile is {self.edge_quantile}; it must be within 0..1 "
                              "(1 turns edge restoration off)")
