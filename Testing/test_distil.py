@@ -162,3 +162,38 @@ def test_fine_tuning_a_student_keeps_its_teachers_loss_weights(training_frames, 
     outcome = finetune_files([tmp_path / "study.nrrd"], tmp_path / "tuned.pt", init=tmp_path / "student.pt",
                              crop=48, steps=2, batch_size=2, val_fraction=0, device="cpu")
     assert load_model(outcome.model_path).card["training"]["config"]["weights"] == asdict(weights)
+
+
+def test_a_teacher_whose_card_asks_for_two_passes_is_learned_as_its_network_applied_twice(teacher, frames, tmp_path):
+    import copy
+    card = copy.deepcopy(teacher.card)
+    card["input"]["passes"] = 2
+    export_model(teacher.module, card, tmp_path / "twice.pt")
+    twice = load_model(tmp_path / "twice.pt")
+    config = DistilConfig(steps=60, batch_size=4, crop=48, lr=3e-3)
+    of_two, of_one = distil(twice, frames, STUDENT, config), distil(teacher, frames, STUDENT, config)
+    batch = torch.from_numpy(frames.sample_crops(np.random.default_rng(99), 8)).unsqueeze(1)
+    with torch.no_grad():
+        two = teacher.module(teacher.module(batch).clamp(0, 1))
+        gap_two, gap_one = (float((s.denoiser()(batch) - two).abs().mean()) for s in (of_two, of_one))
+    assert gap_two < gap_one
+    assert student_card(of_two, twice, config, "test")["training"]["distilled_from"]["passes"] == 2
+
+
+def test_a_continued_distillation_decays_its_learning_rate_from_where_it_continues(teacher, frames, tmp_path):
+    first = DistilConfig(steps=20, batch_size=2, crop=48, lr=3e-3)
+    distil(teacher, frames, STUDENT, first, tmp_path / "a.ckpt")
+    start = {k: v.clone() for k, v in torch.load(tmp_path / "a.ckpt", weights_only=False)["model"].items()}
+    (tmp_path / "b.ckpt").write_bytes((tmp_path / "a.ckpt").read_bytes())
+    tail = distil(teacher, frames, STUDENT, DistilConfig(steps=24, batch_size=2, crop=48, lr=3e-3), tmp_path / "a.ckpt")
+    fresh = distil(teacher, frames, STUDENT, DistilConfig(steps=24, batch_size=2, crop=48, lr=3e-3, decay_from=20),
+                   tmp_path / "b.ckpt")
+    moved = [sum(float((v - start[k]).abs().sum()) for k, v in net.state_dict().items()) for net in (tail, fresh)]
+    assert moved[1] > 3 * moved[0]  # the tail of a 24-step decay runs at about 6 % of the rate
+
+
+def test_the_distillation_script_refuses_a_decay_start_beyond_its_steps(tmp_path):
+    script = Path(__file__).parent / "scripts" / "distil_student.py"
+    run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
+                          str(tmp_path / "s.pt"), "--steps", "100", "--decay-from", "100"], capture_output=True, text=True)
+    assert run.returncode == 2 and "--decay-from must be 0 or more and below --steps (100), got 100" in run.stderr

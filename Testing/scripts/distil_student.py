@@ -47,7 +47,12 @@ def main() -> None:
                     help="the inference-time local-mean radius written in the student's card (0: none; default: the "
                          "teacher's)")
     ap.add_argument("--widths", default=",".join(map(str, STUDENT_WIDTHS)), help="the student's encoder widths")
+    ap.add_argument("--lr", type=float, default=DistilConfig.lr, help="learning rate at the start of the cosine decay")
+    ap.add_argument("--decay-from", type=int, default=0,
+                    help="step at which the cosine decay starts (a continued run: the step it continues from)")
     args = ap.parse_args()
+    if not 0 <= args.decay_from < args.steps:
+        ap.error(f"--decay-from must be 0 or more and below --steps ({args.steps}), got {args.decay_from}")
     if args.gradient_weight < 0:
         ap.error(f"--gradient-weight must be 0 or more, got {args.gradient_weight}")
     if args.local_mean_radius is not None and args.local_mean_radius < 0:
@@ -57,7 +62,7 @@ def main() -> None:
     teacher = load_model(args.teacher)
     real, names, real_text = real_frames(args.real)
     sim, sim_text = simulated_frames(args.sim, args.sim_frames, 0) if args.sim_frames else ([], "")
-    config = DistilConfig(steps=args.steps, gradient_weight=args.gradient_weight)
+    config = DistilConfig(steps=args.steps, gradient_weight=args.gradient_weight, lr=args.lr, decay_from=args.decay_from)
     data = TrainingFrames(real + sim, config.crop, "bmode", names + [f"simulated {i}" for i in range(len(sim))],
                           network_input=dict(teacher.card["input"]))
     arch = Architecture(widths=tuple(int(w) for w in args.widths.split(",")), scales=teacher.architecture.scales, full_res_skip=True,

@@ -5,7 +5,9 @@ feature maps at every pixel, where a CPU is slowest. A student of another layout
 Architecture.space_to_depth = 2: no convolution at full resolution) is trained on the teacher's
 own inputs, crops of the training frames in the network's domain, to reproduce the teacher's
 output and its gradients (so edges stay as sharp as the teacher leaves them). No clean images are
-involved: the teacher's outputs are the targets.
+involved: the teacher's outputs are the targets. The teacher runs as its card says: a card with
+"passes" 2 gives the network applied twice, so a student can learn in one pass what its teacher
+(or itself) gives in two.
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ class DistilConfig:
     difference of the outputs: a student that matches values on average can still soften edges."""
     seed: int = 0
     checkpoint_every: int = 200
+    decay_from: int = 0
+    """Step at which the cosine decay from `lr` starts: a run continued from a finished student's
+    checkpoint (step `decay_from`) gets a decay of its own instead of the tail of the first one."""
     augmentation: Augmentation = field(default_factory=lambda: Augmentation(scale_range=(0.7, 1.6),
                                                                             affine_probability=0.7))
 
@@ -62,13 +67,17 @@ def distil(teacher: LoadedModel, frames: TrainingFrames, arch: Architecture, con
     rng = np.random.default_rng(config.seed)
     step = _resume(checkpoint, net, opt, rng) if checkpoint is not None and Path(checkpoint).exists() else 0
     model = teacher.module.eval()
+    passes = teacher_passes(teacher)
     while step < config.steps:
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(config.lr, config.min_lr_ratio, step, config.steps)
+            group["lr"] = cosine_lr(config.lr, config.min_lr_ratio, step - config.decay_from,
+                                    config.steps - config.decay_from)
         batch = torch.from_numpy(frames.sample_crops(rng, config.batch_size)).unsqueeze(1)
         batch = augment(batch, rng, config.augmentation)
         with torch.no_grad():
             target = model(batch)
+            for _ in range(passes - 1):
+                target = model(target.clamp(0.0, 1.0))
         loss = distillation_loss(net.full_resolution(batch), target, config.gradient_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -81,6 +90,11 @@ def distil(teacher: LoadedModel, frames: TrainingFrames, arch: Architecture, con
     return net.eval()
 
 
+def teacher_passes(teacher: LoadedModel) -> int:
+    """How many times the teacher's card runs its network (at inference and as a distillation target)."""
+    return int(teacher.card["input"].get("passes", 1))
+
+
 def student_card(net: Speckle2SelfNet, teacher: LoadedModel, config: DistilConfig, data: str,
                  local_mean_radius: int | None = None) -> dict:
     """The student's model card: the teacher's input description, its own architecture, and how it was made.
@@ -91,7 +105,8 @@ def student_card(net: Speckle2SelfNet, teacher: LoadedModel, config: DistilConfi
         network_input["local_mean_radius"] = int(local_mean_radius)
     return make_card(net.arch, {
         "data": data,
-        "distilled_from": {"sha256": teacher.sha256, "training": teacher.card.get("training", {})},
+        "distilled_from": {"sha256": teacher.sha256, "passes": teacher_passes(teacher),
+                           "training": teacher.card.get("training", {})},
         "steps": config.steps,
         "config": {**asdict(config), "augmentation": asdict(config.augmentation)},
         "clean_references_used": False,
