@@ -111,11 +111,13 @@ def test_a_student_file_can_be_recarded_with_another_local_mean_radius_and_passe
     export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
     script = Path(__file__).parent / "scripts" / "make_default_model.py"
     run = subprocess.run([sys.executable, str(script), "--recard", str(tmp_path / "student.pt"), "--out",
-                          str(tmp_path / "r0.pt"), "--local-mean-radius", "0", "--passes", "2"],
+                          str(tmp_path / "r0.pt"), "--local-mean-radius", "0", "--passes", "2",
+                          "--edge-quantile", "0.93"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     recarded, original = load_model(tmp_path / "r0.pt"), load_model(tmp_path / "student.pt")
     assert recarded.card["input"]["local_mean_radius"] == 0 and recarded.card["input"]["passes"] == 2
+    assert recarded.card["input"]["edge_quantile"] == 0.93
     assert recarded.card["training"] == original.card["training"]
     assert all(torch.equal(a, b) for a, b in zip(recarded.module.state_dict().values(),
                                                  original.module.state_dict().values()))

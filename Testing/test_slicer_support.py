@@ -289,7 +289,9 @@ def test_card_summary_of_the_bundled_student_names_its_fold_and_teacher():
     loaded = load_model(None)
     text = card_summary(loaded.card, loaded.sha256)
     teacher = load_model(Path(__file__).parent / "data" / "native_teacher.pt")
-    assert "2×2 pixels folded into channels" in text and f"distilled from {teacher.sha256[:12]}" in text
+    learned_from = loaded.card["training"]["distilled_from"]  # the student before, self-distilled
+    assert "2×2 pixels folded into channels" in text and f"distilled from {learned_from['sha256'][:12]}" in text
+    assert learned_from["training"]["distilled_from"]["sha256"] == teacher.sha256
 
 
 def test_loss_curve_rows_keep_only_step_events():

@@ -80,9 +80,9 @@ def export_checkpoint(checkpoint: Path, out: Path) -> None:
     print(f"wrote {out} (step {state['step']}) sha256 {export_model(net.eval().denoiser(), card, out)}")
 
 
-def recard(source: Path, out: Path, radius: int, passes: int | None = None) -> None:
+def recard(source: Path, out: Path, radius: int, passes: int | None = None, edge_quantile: float | None = None) -> None:
     """Write `source`'s weights to `out` with the card's inference-time local-mean radius set (and its
-    network passes, when given)."""
+    network passes and edge-restoration quantile, when given)."""
     import copy
     from speckle2self.networks.model_file import load_model
     model = load_model(source)
@@ -90,6 +90,8 @@ def recard(source: Path, out: Path, radius: int, passes: int | None = None) -> N
     card["input"]["local_mean_radius"] = int(radius)
     if passes is not None:
         card["input"]["passes"] = int(passes)
+    if edge_quantile is not None:
+        card["input"]["edge_quantile"] = float(edge_quantile)
     trained_for = card.get("training", {}).get("config", {}).get("network_input")
     if trained_for is not None:  # a distilled student's card has no training config of its own
         trained_for["local_mean_radius"] = int(radius)
@@ -141,12 +143,15 @@ def main() -> None:
                     help="only copy this exported model to --out with --local-mean-radius in its card")
     ap.add_argument("--passes", type=int, default=None,
                     help="with --recard: how many times the network runs, each time on its own output (card default 1)")
+    ap.add_argument("--edge-quantile", type=float, default=None,
+                    help="with --recard: the share of each frame's tissue the edge restoration leaves alone (1: off)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 on a busy machine)")
     ap.add_argument("--export-checkpoint", type=Path, default=None,
                     help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
     if args.recard is not None:
-        recard(args.recard, args.out, 3 if args.local_mean_radius is None else args.local_mean_radius, args.passes)
+        recard(args.recard, args.out, 3 if args.local_mean_radius is None else args.local_mean_radius, args.passes,
+               args.edge_quantile)
         return
     if args.export_checkpoint is not None:
         export_checkpoint(args.export_checkpoint, args.out)
