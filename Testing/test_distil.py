@@ -50,6 +50,7 @@ def test_the_edge_term_charges_a_blurred_output_but_not_an_offset_one():
 @pytest.mark.parametrize("option, value, message", [
     ("--gradient-weight", "-1", "--gradient-weight must be 0 or more, got -1.0"),
     ("--local-mean-radius", "-2", "--local-mean-radius must be 0 or more, got -2"),
+    ("--lr", "0", "--lr must be more than 0, got 0.0"),
 ])
 def test_the_distillation_script_refuses_a_negative_setting_before_reading_anything(tmp_path, option, value, message):
     script = Path(__file__).parent / "scripts" / "distil_student.py"

@@ -53,6 +53,8 @@ def main() -> None:
     args = ap.parse_args()
     if not 0 <= args.decay_from < args.steps:
         ap.error(f"--decay-from must be 0 or more and below --steps ({args.steps}), got {args.decay_from}")
+    if args.lr <= 0:
+        ap.error(f"--lr must be more than 0, got {args.lr}")
     if args.gradient_weight < 0:
         ap.error(f"--gradient-weight must be 0 or more, got {args.gradient_weight}")
     if args.local_mean_radius is not None and args.local_mean_radius < 0:
