@@ -200,3 +200,16 @@ def test_the_distillation_script_refuses_a_decay_start_beyond_its_steps(tmp_path
     run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
                           str(tmp_path / "s.pt"), "--steps", "100", "--decay-from", "100"], capture_output=True, text=True)
     assert run.returncode == 2 and "--decay-from must be 0 or more and below --steps (100), got 100" in run.stderr
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--passes", "0", "--passes must be 1 to 4, got 0"),
+    ("--edge-quantile", "1.5", "--edge-quantile must be within 0..1, got 1.5"),
+])
+def test_recarding_refuses_a_card_the_engine_would_refuse_before_writing_anything(tmp_path, option, value, message):
+    script = Path(__file__).parent / "scripts" / "make_default_model.py"
+    run = subprocess.run([sys.executable, str(script), "--recard", str(tmp_path / "none.pt"), "--out",
+                          str(tmp_path / "r.pt"), option, value], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert list(tmp_path.iterdir()) == []

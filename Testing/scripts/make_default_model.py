@@ -149,6 +149,11 @@ def main() -> None:
     ap.add_argument("--export-checkpoint", type=Path, default=None,
                     help="only export the latest weights of this checkpoint to --out (to look at a run midway)")
     args = ap.parse_args()
+    from speckle2self.mapping.log_mapping import MAX_PASSES
+    if args.passes is not None and not 1 <= args.passes <= MAX_PASSES:
+        ap.error(f"--passes must be 1 to {MAX_PASSES}, got {args.passes}")
+    if args.edge_quantile is not None and not 0.0 <= args.edge_quantile <= 1.0:
+        ap.error(f"--edge-quantile must be within 0..1, got {args.edge_quantile}")
     if args.recard is not None:
         recard(args.recard, args.out, 3 if args.local_mean_radius is None else args.local_mean_radius, args.passes,
                args.edge_quantile)
