@@ -126,7 +126,9 @@ def _crossing(profile: np.ndarray, level: float) -> float | None:
 def pepper(frame: np.ndarray, region: np.ndarray, colour: np.ndarray | None = None) -> float:
     """Fraction of the scan region that is black (≤ 12 of 255) amid tissue (15×15 mean ≥ 25).
 
-    The mean is over grey tissue only: bright Doppler colour next to a dark lumen is not tissue.
+    The mean is over grey tissue only: bright Doppler colour next to a dark lumen is not tissue, nor
+    are graphics (pass them with the colour: see drawn_graphics), whose own black background would
+    count as holes beside bright text.
     """
     from scipy.ndimage import uniform_filter
     f = frame.astype(np.float64)
@@ -134,6 +136,16 @@ def pepper(frame: np.ndarray, region: np.ndarray, colour: np.ndarray | None = No
     local = uniform_filter(f * tissue, 15) / np.maximum(uniform_filter(tissue.astype(np.float64), 15), 1e-6)
     holes = (f <= 12) & (local >= 25) & tissue
     return float(holes.sum() / max(tissue.sum(), 1))
+
+
+def drawn_graphics(frame: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The graphics drawn over an 8-bit frame inside `region` (white marks, and text or dots in one
+    flat grey) as the engine finds them and returns them bit for bit."""
+    from speckle2self.mapping.palette_graphics import palette_graphics, palette_of
+    from speckle2self.mapping.saturation import burned_in
+    grey = frame[None].astype(np.float32) / 255.0
+    white = burned_in((grey >= 1.0) & region, grey)
+    return (white | palette_graphics(grey, region, palette_of(grey, region)))[0]
 
 
 def median7(frame: np.ndarray) -> np.ndarray:

@@ -27,7 +27,8 @@ def case(request):
     region = LogMapping(frames, "bmode", get_model(None).card["input"], 60.0, (0.0, 255.0), hints["region"]).region
     colour = hints["keep"] if hints["keep"] is not None else np.zeros(frames.shape, bool)
     areas = rf.choose_areas(frames[0], region & ~colour[0])
-    return request.param, frames, out, region, areas, colour
+    kept = colour | np.stack([rf.drawn_graphics(f, region) for f in frames])  # colour and graphics: not tissue
+    return request.param, frames, out, region, areas, kept
 
 
 def test_all_the_files_the_issue_names_are_there():
@@ -58,9 +59,9 @@ def test_edges_are_not_widened(case):
     assert rf.rise_distance(out[0], areas) <= 1.1 * rf.rise_distance(frames[0], areas) + 1e-9, name
 
 
-KNOWN_GAPS = {("edge", "aloka"): "the top border's 10-90 % rise widens from 4.00 to 4.48 px, 12.1 % against the 10 % "
-                                 "allowed (the student before this one's self-distillation 4.40 px; the layout that "
-                                 "folds 2 x 2 pixels into channels costs most of it)"}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
+"""(test, file): why a measured gap is still open; none now (the ALOKA edge that widened was the frame
+counter drawn over the image, which now comes back bit for bit)."""
 
 
 def _known_gap(test: str, name: str) -> None:
@@ -69,11 +70,11 @@ def _known_gap(test: str, name: str) -> None:
 
 
 def test_no_more_black_pepper_than_a_7x7_median(case):
-    name, frames, out, region, areas, colour = case
-    passed = rf.pepper(out[0], region, colour[0]) <= rf.pepper(rf.median7(frames[0]), region, colour[0]) + 1e-6
+    name, frames, out, region, areas, kept = case
+    passed = rf.pepper(out[0], region, kept[0]) <= rf.pepper(rf.median7(frames[0]), region, kept[0]) + 1e-6
     if not passed:
         _known_gap("pepper", name)
-    assert rf.pepper(out[0], region, colour[0]) <= rf.pepper(rf.median7(frames[0]), region, colour[0]) + 1e-6, name
+    assert rf.pepper(out[0], region, kept[0]) <= rf.pepper(rf.median7(frames[0]), region, kept[0]) + 1e-6, name
 
 
 def test_every_pixel_outside_the_scan_region_is_unchanged(case):
@@ -81,12 +82,21 @@ def test_every_pixel_outside_the_scan_region_is_unchanged(case):
     assert np.array_equal(out[:, ~region], frames[:, ~region]), name
 
 
-def test_colour_pixels_are_unchanged(case):
-    name, frames, out, region, areas, colour = case
-    assert np.array_equal(out[colour], frames[colour]), name
+def test_colour_pixels_and_drawn_graphics_are_unchanged(case):
+    name, frames, out, region, areas, kept = case
+    assert np.array_equal(out[kept], frames[kept]), name
+
+
+def test_the_frame_counter_aloka_draws_in_grey_over_the_image_comes_back_bit_for_bit():
+    image = read_dicom(FILES["aloka"])
+    frames = image.volume.frames[:1]
+    out = denoise(frames, device="cpu", domain="bmode", **dicom_hints(image))
+    text = frames == 190  # the scanner's text grey: no tissue of this frame reaches it
+    assert text.sum() > 500
+    assert np.array_equal(out[text], frames[text])
 
 
 def test_every_pixel_inside_the_scan_region_is_denoised(case):
-    name, frames, out, region, areas, colour = case
-    inside = region & ~colour[0] & (frames[0] < 255)
+    name, frames, out, region, areas, kept = case
+    inside = region & ~kept[0] & (frames[0] < 255)
     assert (out[0][inside] != frames[0][inside]).mean() > 0.5, name

@@ -75,9 +75,10 @@ def classical_output(name: str, scan_name: str, frame: np.ndarray, cache: Path |
 
 
 def measure(frame: np.ndarray, out: np.ndarray, region: np.ndarray, windows, edges) -> dict:
+    drawn = rf.drawn_graphics(frame, region)
     return {"gain": rf.speckle_snr_gain(frame, out, windows), "sharpness": rf.edge_sharpness(frame, out, edges),
             "brightness": rf.brightness_change(frame, out, windows),
-            "pepper_excess": rf.pepper(np.asarray(out), region) - rf.pepper(rf.median7(frame), region)}
+            "pepper_excess": rf.pepper(np.asarray(out), region, drawn) - rf.pepper(rf.median7(frame), region, drawn)}
 
 
 def passes(m: dict) -> bool:

@@ -11,7 +11,8 @@ compressing afterwards loses 4-5 dB of cyst contrast (the log-Rayleigh bias).
   it come back bit for bit. Saturated pixels inside it that are graphics (calipers, markers, white
   text drawn over the image: speckle2self.mapping.saturation) keep their values and are replaced by
   the nearest tissue before the network sees the frame, so they do not bleed into the tissue
-  around them; clipped speckle grains of bright tissue are denoised with it.
+  around them; clipped speckle grains of bright tissue are denoised with it. So are graphics drawn in
+  one flat grey below white (text, depth dots: speckle2self.mapping.palette_graphics).
 - Envelope input is log-compressed per frame over `dynamic_range_db` (0 dB at 6 dB above the
   frame's 99th percentile, as a scanner's display map puts it), denoised, expanded back, and
   scaled so that each frame's mean amplitude is the input's. Echoes above 0 dB (a wire target, a
@@ -37,6 +38,7 @@ from .edge_restore import EDGE_QUANTILE, restore_edges
 from .grain import grain_size
 from .local_mean import LOCAL_MEAN_RADIUS, keep_local_mean
 from .resample import Resize
+from .palette_graphics import palette_graphics, palette_of
 from .saturation import burned_in
 from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
@@ -142,6 +144,8 @@ class LogMapping:
             self.region = scan_region(sample, bounds)
         else:
             self.region = np.ones(shape, dtype=bool) if bounds is None else bounds
+        no_palette = np.zeros(0, np.float32)
+        self.palette = palette_of(sample[:GRAIN_FRAMES], self.region) if domain == "bmode" else no_palette
         self.fill = nearest_inside(self.region)
         self._fill_flat = _flat_index(self.fill)
         self._fill_identity = bool(self.region.all())
@@ -186,6 +190,7 @@ class LogMapping:
         kept = (grey >= 1.0) & self.region  # saturated B-mode; envelope echoes above 0 dB (wires, specular walls)
         if self.domain == "bmode":
             kept = burned_in(kept, grey)  # clipped speckle grains are tissue
+            kept |= palette_graphics(grey, self.region, self.palette)
         blank = grey.max(axis=(1, 2)) == grey.min(axis=(1, 2))
         kept[blank] = True  # a blank frame in a cine passes through
         if keep is not None:
