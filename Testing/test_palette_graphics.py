@@ -57,6 +57,13 @@ def test_speckle_alone_has_no_palette_at_any_brightness():
         assert len(_palette(_speckle(level, seed))) == 0, level
 
 
+def test_a_bright_reflector_clipped_below_white_on_bright_tissue_is_not_a_palette_value():
+    frame = _speckle(0.75, seed=4)
+    frame[60:63, 10:150] = 250  # a bone surface at a display's ceiling, on tissue about 190
+    frame[90:92, 30:120] = 250
+    assert len(_palette(frame)) == 0
+
+
 def test_speckle_enlarged_by_repeating_pixels_has_no_palette():
     frame = np.kron(_speckle(0.5, seed=7, size=(64, 80)), np.ones((2, 2), np.uint8))
     assert len(_palette(frame)) == 0

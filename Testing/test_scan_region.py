@@ -33,6 +33,36 @@ def test_burned_in_text_is_outside_the_region():
     assert (region & ~sector).sum() < 0.03 * sector.sum()
 
 
+def _curved_fan(rng, size=(200, 260), face_radius=60):
+    """A curved array's fan: speckle between the probe's face (an arc of `face_radius` about an
+    apex above the frame) and the deepest echo, black above the face: the notch at the top."""
+    rows, cols = np.indices(size)
+    apex = (-face_radius + 10, size[1] // 2)
+    angle = np.arctan2(cols - apex[1], rows - apex[0])
+    radius = np.hypot(rows - apex[0], cols - apex[1])
+    fan = (np.abs(angle) < 0.9) & (radius > face_radius) & (radius < face_radius + 170)
+    grey = np.where(fan, np.clip(0.5 + 0.15 * rng.standard_normal(size), 0.06, 1.0), 0.0)
+    return grey.astype(np.float32), fan
+
+
+def test_the_notch_above_a_curved_array_face_is_outside_the_region():
+    grey, fan = _curved_fan(np.random.default_rng(5))
+    region = scan_region(grey[None])
+    notch = np.zeros_like(fan)
+    notch[:40, 100:160] = True
+    notch &= ~fan
+    assert notch.sum() > 400
+    assert not region[notch].any()
+    assert region[fan].mean() > 0.99
+
+
+def test_a_shadow_reaching_the_bottom_of_a_curved_fan_stays_inside():
+    grey, fan = _curved_fan(np.random.default_rng(6))
+    shadow = fan & (np.abs(np.arange(260) - 130) < 10)[None, :] & (np.arange(200) > 120)[:, None]
+    grey[shadow] = 0.0
+    assert scan_region(grey[None])[shadow].mean() > 0.98  # all but the fan's deepest row, as before the notch rule
+
+
 def test_bounds_limit_the_region():
     grey, sector = _sector_frame(np.random.default_rng(2))
     bounds = np.zeros(grey.shape, dtype=bool)

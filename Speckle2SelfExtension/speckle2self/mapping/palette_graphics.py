@@ -7,8 +7,10 @@ palette value of the display, found once per input on the sampled frames, where
 - most of its pixels lie in strokes: at least two of their eight neighbours have exactly the same
   value, and a pixel within two is STEP darker (a hard edge drawn on the tissue), which speckle, a
   different value from pixel to pixel, does not form;
-- and its count stands out of the histogram, SPIKE times that of any grey within SPIKE_LEVELS levels:
-  tissue spreads over neighbouring levels, a drawn colour sits on one.
+- its count stands out of the histogram, SPIKE times that of any grey within SPIKE_LEVELS levels:
+  tissue spreads over neighbouring levels, a drawn colour sits on one;
+- and the ground around its pixels is on average STEP darker: text stands on the image, while a
+  bright reflector clipped at a display's ceiling below white (a fetal skull) stands on bright tissue.
 Each frame's pixels of a palette value with a same-valued neighbour are kept, with a pixel around
 them (the anti-aliased rim), as burned-in graphics are: hidden from the network, returned bit for bit.
 """
@@ -45,8 +47,22 @@ def palette_of(grey: np.ndarray, region: np.ndarray) -> np.ndarray:
     hi = np.searchsorted(values, values + SPIKE_LEVELS, side="right")
     chosen = [i for i in range(len(values))
               if strokes[i] >= MIN_STROKE_PX and strokes[i] >= STROKE_SHARE * counts[i]
-              and counts[i] >= SPIKE * max([counts[j] for j in range(lo[i], hi[i]) if j != i], default=0)]
+              and counts[i] >= SPIKE * max([counts[j] for j in range(lo[i], hi[i]) if j != i], default=0)
+              and _surroundings(grey, inside, values[i]) <= values[i] - STEP]
     return values[chosen].astype(np.float32)
+
+
+def _surroundings(grey: np.ndarray, inside: np.ndarray, value: float) -> float:
+    """Mean grey within two pixels of the pixels of `value` (themselves left out): text drawn over
+    the image stands on darker ground; a bright reflector clipped at a display's ceiling (a skull, a
+    phantom's clipped grains) stands on bright tissue."""
+    total, count = 0.0, 0
+    for frame, mask in zip(grey, inside):
+        own = frame == value
+        ring = _grown(_grown(own)) & ~own & mask
+        total += float(frame[ring].sum(dtype=np.float64))
+        count += int(ring.sum())
+    return total / max(count, 1)
 
 
 def palette_graphics(grey: np.ndarray, region: np.ndarray, palette: np.ndarray) -> np.ndarray:

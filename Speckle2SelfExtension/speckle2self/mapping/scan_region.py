@@ -10,7 +10,9 @@ acquisition, not of each pixel's grey level, so it is found once per image or ci
      dark speckle grains and thin shadows do not split it, plus any other region of at least
      MIN_REGION_FRACTION of the frame;
   3. its dark interior: filled along rows and then along columns between the region's own pixels,
-     so a shadow or a lumen that reaches the edge of the field of view is still inside.
+     so a shadow or a lumen that reaches the edge of the field of view is still inside; but not
+     the notch above a curved array's face (above the first content pixel of a column, between
+     content pixels of a row).
 A DICOM Sequence of Ultrasound Regions, where a file has one, bounds the region too.
 """
 from __future__ import annotations
@@ -60,7 +62,18 @@ def scan_region(grey: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarra
     if hull.sum() <= MAX_HULL_GROWTH * region.sum():
         region = hull
     region |= _grown(region, OPENING_PX + 1) & content
+    region &= ~_above_probe_face(region & content)
     return region & bounds if bounds is not None else region
+
+
+def _above_probe_face(content: np.ndarray) -> np.ndarray:
+    """Pixels above the first content pixel of their column and between content pixels of their
+    row: the notch a curved array's face leaves at the top of its fan, where nothing is imaged. The
+    row and column fills (and the hull) take it in; denoised as tissue, it would blur the near-field
+    border and darken the tissue under it."""
+    rows = np.arange(content.shape[0])[:, None]
+    above = content.any(axis=0)[None, :] & (rows < np.argmax(content, axis=0)[None, :])
+    return above & _fill_rows(content)
 
 
 def _std_over_frames(frames: np.ndarray, rows: int = 32) -> np.ndarray:
