@@ -45,6 +45,51 @@ def test_colour_is_grey_by_luma_and_colour_pixels_are_marked(tmp_path):
     assert np.array_equal(image.colour_mask[0], spread > 24) and image.colour_mask.any()
 
 
+SEPIA = np.array([1.0, 0.82, 0.62])
+
+
+def _tinted_dataset(seed=0):
+    """An RGB frame as a scanner with a sepia-tinted grey map shows it: speckle with a bright band,
+    and a red and blue Doppler patch drawn over it."""
+    rng = np.random.default_rng(seed)
+    grey = np.clip(110 + 30 * np.log(rng.rayleigh(1.0, (240, 320)) / 1.25), 0, 255)
+    grey[100:120] = np.clip(grey[100:120] + 80, 0, 255)
+    rgb = np.rint(grey[..., None] * SEPIA).astype(np.uint8)
+    doppler = np.zeros((240, 320), bool)
+    doppler[30:70, 200:260] = True
+    rgb[30:50, 200:260] = (200, 20, 10)
+    rgb[50:70, 200:260] = (20, 60, 220)
+    ds = example("rgb_color")
+    ds.Rows, ds.Columns = 240, 320
+    ds.PixelData = rgb.tobytes()
+    return ds, rgb, doppler
+
+
+def test_a_tinted_display_map_is_not_taken_for_colour(tmp_path):
+    ds, rgb, doppler = _tinted_dataset()
+    image = read_dicom(_save(ds, tmp_path / "sepia.dcm"))
+    assert image.tint is not None
+    assert np.array_equal(image.colour_mask[0], doppler)
+    assert any("tinted" in note for note in image.volume.notes)
+
+
+def test_a_tinted_display_comes_back_denoised_in_its_tint(tiny_model, tmp_path):
+    ds, rgb, doppler = _tinted_dataset(seed=1)
+    res = _cli("denoise", _save(ds, tmp_path / "sepia.dcm"), "-o", tmp_path / "out.dcm", "--model", tiny_model,
+               "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    out = pydicom.dcmread(tmp_path / "out.dcm").pixel_array
+    assert np.array_equal(out[doppler], rgb[doppler])
+    tissue = (slice(140, 230), slice(10, 180))
+    ratio = out[tissue].reshape(-1, 3).astype(np.float64).mean(axis=0) / out[tissue][..., 0].mean()
+    assert ratio == pytest.approx(SEPIA, abs=0.03)
+    assert out[tissue][..., 0].std() < 0.7 * rgb[tissue][..., 0].std()
+
+
+def test_grey_colour_images_have_no_tint(tmp_path):
+    assert read_dicom(_save(example("rgb_color"), tmp_path / "rgb.dcm")).tint is None
+
+
 def test_palette_colour_goes_through_its_lookup_table(tmp_path):
     ds = example("palette_color")
     image = read_dicom(_save(ds, tmp_path / "pal.dcm"))

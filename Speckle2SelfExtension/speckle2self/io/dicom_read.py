@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..mapping.colour import to_grey
+from ..mapping.colour import colour_pixels, display_tint, to_grey
 from ..errors import InputError
 from ..failures import reason
 from .pydicom_compat import MISSING_DECODER_HINT, apply_color_lut, decode_pixels, expected_pixel_bytes
@@ -37,6 +37,7 @@ class DicomImage:
     frame_time_ms: float | None = None
     warnings: list[str] = field(default_factory=list)
     region: np.ndarray | None = None  # (rows, cols) True inside the file's 2-D tissue ultrasound regions
+    tint: np.ndarray | None = None  # (256, 3) colour of each grey level on a tinted display, else None
 
 
 def read_dicom(path: str | Path) -> DicomImage:
@@ -57,13 +58,15 @@ def read_dicom(path: str | Path) -> DicomImage:
     pixels = _as_frames(pixels, ds, frames)
     if pixels.dtype.byteorder not in ("=", "|"):
         pixels = pixels.astype(pixels.dtype.newbyteorder("="))  # big-endian files: native values
-    rgb, mask, notes = None, None, []
+    rgb, mask, tint, notes = None, None, None, []
     if pixels.ndim == 4:
         rgb = _to_uint8(pixels)
         grey, note = to_grey(rgb)
-        spread = rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)
-        mask = spread > COLOUR_TOLERANCE
+        tint = display_tint(rgb, grey, COLOUR_TOLERANCE)
+        mask = colour_pixels(rgb, grey, COLOUR_TOLERANCE, tint)
         notes.append(note)
+        if tint is not None:
+            notes.append("the display's grey map is tinted: the output keeps its tint")
         if mask.any():
             notes.append(f"{int(mask.sum())} colour pixels (Doppler or annotations) are kept unchanged")
     else:
@@ -79,7 +82,7 @@ def read_dicom(path: str | Path) -> DicomImage:
                     notes=tuple(notes), source=path)
     spacing_warnings += rescale_warnings(ds) + per_frame_spacing_warnings(ds, spacing)
     return DicomImage(volume, header, rgb, mask, frame_time(ds), spacing_warnings,
-                      ultrasound_regions(ds, grey.shape[-2], grey.shape[-1]))
+                      ultrasound_regions(ds, grey.shape[-2], grey.shape[-1]), tint)
 
 
 TISSUE_DATA_TYPE = 1

@@ -41,4 +41,5 @@ def read_dicom_series(paths: Sequence[Path]) -> DicomImage:
                                                             "instance order",), source=None)
     return DicomImage(volume, first.header, np.concatenate([im.rgb for im in images]) if colour else None,
                       np.concatenate([im.colour_mask for im in images]) if colour else None,
-                      first.frame_time_ms, sorted({w for im in images for w in im.warnings}), first.region)
+                      first.frame_time_ms, sorted({w for im in images for w in im.warnings}), first.region,
+                      first.tint if colour else None)

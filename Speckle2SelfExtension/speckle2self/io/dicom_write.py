@@ -27,10 +27,14 @@ _PALETTE_KEYWORDS = ("RedPaletteColorLookupTableDescriptor", "GreenPaletteColorL
 
 
 def derived_pixels(image: DicomImage, grey: np.ndarray) -> np.ndarray:
-    """The output pixels: denoised grey, or for colour inputs RGB with colour pixels kept as they were."""
+    """The output pixels: denoised grey, or for colour inputs RGB with colour pixels kept as they were
+    (and the grey shown through the display's tint, where it has one)."""
     if image.rgb is None:
         return grey
-    out = np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8)
+    if image.tint is not None:
+        out = image.tint[np.asarray(grey, dtype=np.uint8)].astype(np.uint8)
+    else:
+        out = np.repeat(grey[..., None], 3, axis=-1).astype(np.uint8)
     out[image.colour_mask] = image.rgb[image.colour_mask]
     return out
 
