@@ -42,7 +42,7 @@ SMOOTH_LEVELS = 4
 
 
 def display_tint(rgb: np.ndarray, luma: np.ndarray, tolerance: int) -> np.ndarray | None:
-    """(256, 3) uint8: the colour a tinted display gives each grey level (luma), or None for a
+    """(256, 3) int16 in 0..255: the colour a tinted display gives each grey level (luma), or None for a
     grey display. Without it every tissue pixel of a tinted image would count as colour, kept as
     it is and never denoised."""
     step = max(1, int(np.sqrt(luma.size / 2e6)))

@@ -37,8 +37,8 @@ from ..errors import InputError
 from .edge_restore import EDGE_QUANTILE, restore_edges
 from .grain import grain_size
 from .local_mean import LOCAL_MEAN_RADIUS, keep_local_mean
-from .resample import Resize
 from .palette_graphics import palette_graphics, palette_of
+from .resample import Resize
 from .saturation import burned_in
 from .scan_region import nearest_inside, nearest_inside_without, sampled_frames, scan_region
 
