@@ -47,18 +47,27 @@ def test_the_edge_term_charges_a_blurred_output_but_not_an_offset_one():
         distillation_loss(blurred, teacher, 0.0)
 
 
+def _script(name: str, *args) -> subprocess.CompletedProcess:
+    """Run one of Testing/scripts with these arguments; its exit status and output."""
+    script = Path(__file__).parent / "scripts" / name
+    return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
+
+
+def _assert_refused_before_writing(run: subprocess.CompletedProcess, message: str, folder: Path) -> None:
+    """The script stopped with a usage error saying `message`, and wrote nothing into `folder`."""
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert list(folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--gradient-weight", "-1", "--gradient-weight must be 0 or more, got -1.0"),
     ("--local-mean-radius", "-2", "--local-mean-radius must be 0 or more, got -2"),
     ("--lr", "0", "--lr must be more than 0, got 0.0"),
 ])
 def test_the_distillation_script_refuses_a_negative_setting_before_reading_anything(tmp_path, option, value, message):
-    script = Path(__file__).parent / "scripts" / "distil_student.py"
-    run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
-                          str(tmp_path / "s.pt"), option, value], capture_output=True, text=True)
-    assert run.returncode == 2
-    assert message in run.stderr
-    assert list(tmp_path.iterdir()) == []
+    run = _script("distil_student.py", "--teacher", tmp_path / "none.pt", "--out", tmp_path / "s.pt", option, value)
+    _assert_refused_before_writing(run, message, tmp_path)
 
 
 def test_an_interrupted_distillation_resumes_to_the_same_student(teacher, frames, tmp_path):
@@ -110,11 +119,8 @@ def test_a_student_file_can_be_recarded_with_another_local_mean_radius_and_passe
     config = DistilConfig(steps=1, batch_size=2, crop=48)
     net = distil(teacher, frames, STUDENT, config)
     export_model(net.denoiser(), student_card(net, teacher, config, "test phantoms"), tmp_path / "student.pt")
-    script = Path(__file__).parent / "scripts" / "make_default_model.py"
-    run = subprocess.run([sys.executable, str(script), "--recard", str(tmp_path / "student.pt"), "--out",
-                          str(tmp_path / "r0.pt"), "--local-mean-radius", "0", "--passes", "2",
-                          "--edge-quantile", "0.93"],
-                         capture_output=True, text=True)
+    run = _script("make_default_model.py", "--recard", tmp_path / "student.pt", "--out", tmp_path / "r0.pt",
+                  "--local-mean-radius", "0", "--passes", "2", "--edge-quantile", "0.93")
     assert run.returncode == 0, run.stderr
     recarded, original = load_model(tmp_path / "r0.pt"), load_model(tmp_path / "student.pt")
     assert recarded.card["input"]["local_mean_radius"] == 0 and recarded.card["input"]["passes"] == 2
@@ -196,9 +202,8 @@ def test_a_continued_distillation_decays_its_learning_rate_from_where_it_continu
 
 
 def test_the_distillation_script_refuses_a_decay_start_beyond_its_steps(tmp_path):
-    script = Path(__file__).parent / "scripts" / "distil_student.py"
-    run = subprocess.run([sys.executable, str(script), "--teacher", str(tmp_path / "none.pt"), "--out",
-                          str(tmp_path / "s.pt"), "--steps", "100", "--decay-from", "100"], capture_output=True, text=True)
+    run = _script("distil_student.py", "--teacher", tmp_path / "none.pt", "--out", tmp_path / "s.pt",
+                  "--steps", "100", "--decay-from", "100")
     assert run.returncode == 2 and "--decay-from must be 0 or more and below --steps (100), got 100" in run.stderr
 
 
@@ -207,9 +212,5 @@ def test_the_distillation_script_refuses_a_decay_start_beyond_its_steps(tmp_path
     ("--edge-quantile", "1.5", "--edge-quantile must be within 0..1, got 1.5"),
 ])
 def test_recarding_refuses_a_card_the_engine_would_refuse_before_writing_anything(tmp_path, option, value, message):
-    script = Path(__file__).parent / "scripts" / "make_default_model.py"
-    run = subprocess.run([sys.executable, str(script), "--recard", str(tmp_path / "none.pt"), "--out",
-                          str(tmp_path / "r.pt"), option, value], capture_output=True, text=True)
-    assert run.returncode == 2
-    assert message in run.stderr
-    assert list(tmp_path.iterdir()) == []
+    run = _script("make_default_model.py", "--recard", tmp_path / "none.pt", "--out", tmp_path / "r.pt", option, value)
+    _assert_refused_before_writing(run, message, tmp_path)
