@@ -141,11 +141,10 @@ def pepper(frame: np.ndarray, region: np.ndarray, colour: np.ndarray | None = No
 def drawn_graphics(frame: np.ndarray, region: np.ndarray) -> np.ndarray:
     """The graphics drawn over an 8-bit frame inside `region` (white marks, and text or dots in one
     flat grey) as the engine finds them and returns them bit for bit."""
-    from speckle2self.mapping.palette_graphics import palette_graphics, palette_of
-    from speckle2self.mapping.saturation import burned_in
+    from speckle2self.mapping.log_mapping import drawn_graphics
+    from speckle2self.mapping.palette_graphics import palette_of
     grey = frame[None].astype(np.float32) / 255.0
-    white = burned_in((grey >= 1.0) & region, grey)
-    return (white | palette_graphics(grey, region, palette_of(grey, region)))[0]
+    return drawn_graphics(grey, region, palette_of(grey, region))[0]
 
 
 def median7(frame: np.ndarray) -> np.ndarray:

@@ -62,6 +62,13 @@ MAX_ANISOTROPY = 3.0
 width beyond it comes from structure (a vessel wall, a Doppler box), not from speckle."""
 
 
+def drawn_graphics(grey: np.ndarray, region: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(N, H, W) mask of the graphics drawn over B-mode `grey` frames in [0, 1] inside `region`: saturated
+    pixels that are marks rather than clipped speckle grains, and strokes of a `palette` grey
+    (palette_graphics.palette_of). They keep their values and are hidden from the network."""
+    return burned_in((grey >= 1.0) & region, grey) | palette_graphics(grey, region, palette)
+
+
 @dataclass(frozen=True)
 class Resampling:
     """Per-axis factors from the frame's grid to the network's, and the network's frame size."""
@@ -187,10 +194,10 @@ class LogMapping:
         `keep` marks pixels to return unchanged and to hide from the network (colour, markers).
         """
         grey, ref = self._grey(chunk)
-        kept = (grey >= 1.0) & self.region  # saturated B-mode; envelope echoes above 0 dB (wires, specular walls)
         if self.domain == "bmode":
-            kept = burned_in(kept, grey)  # clipped speckle grains are tissue
-            kept |= palette_graphics(grey, self.region, self.palette)
+            kept = drawn_graphics(grey, self.region, self.palette)
+        else:
+            kept = (grey >= 1.0) & self.region  # echoes above 0 dB (wires, specular walls)
         blank = grey.max(axis=(1, 2)) == grey.min(axis=(1, 2))
         kept[blank] = True  # a blank frame in a cine passes through
         if keep is not None:
